@@ -1,0 +1,33 @@
+//! Wire types of the Responses API: requests, the response object, items, content
+//! parts, streaming events and errors.
+//!
+//! This crate is the public contract. It does serde and validation only, no I/O, so
+//! that every other crate (and any client written in Rust) can depend on it cheaply.
+
+pub mod content;
+pub mod error;
+pub mod events;
+pub mod items;
+pub mod request;
+pub mod response;
+mod serde_util;
+pub mod tools;
+
+pub use content::{
+    ContentPart, ImageDetail, LogProb, MessageContent, OutputText, ReasoningPart, TopLogProb,
+};
+pub use error::{ApiError, ErrorBody, ErrorCode, ErrorEnvelope};
+pub use events::{EventData, StreamEvent};
+pub use items::{
+    CompactionItem, FunctionCallItem, FunctionCallOutputItem, Input, Item, ItemReference,
+    ItemStatus, MessageItem, Phase, ReasoningItem, Role,
+};
+pub use request::{CreateResponseRequest, Include, ServiceTier, StreamOptions, Truncation};
+pub use response::{
+    IncompleteDetails, IncompleteReason, InputTokensDetails, Model, ModelList, OutputTokensDetails,
+    Response, ResponseError, ResponseObject, ResponseStatus, Usage,
+};
+pub use tools::{
+    FunctionTool, HostedTool, JsonSchemaFormat, ReasoningConfig, ReasoningEffort, ReasoningSummary,
+    TextConfig, TextFormat, Tool, ToolChoice, ToolChoiceMode, ToolRef, Verbosity,
+};
