@@ -37,6 +37,14 @@ pub enum ContentPart {
     Text {
         text: String,
     },
+    /// Raw reasoning text, as streamed inside a reasoning item.
+    ReasoningText {
+        text: String,
+    },
+    /// A reasoning summary, as streamed inside a reasoning item.
+    SummaryText {
+        text: String,
+    },
 }
 
 impl ContentPart {

@@ -1,0 +1,443 @@
+//! Turns a validated create request into a plan: the model turn to ask for and the
+//! response object to echo, after the checks that need more than one field at once
+//! (a named tool must exist, stored state must be available, and so on).
+
+use antwort_api::{
+    ApiError, ContentPart, CreateResponseRequest, ErrorCode, FunctionTool, Include, Input, Item,
+    MessageContent, MessageItem, ReasoningConfig, Response, ResponseObject, ResponseStatus, Role,
+    TextConfig, Tool, ToolChoice, ToolChoiceMode,
+};
+
+use crate::model::{ModelRequest, ModelToolChoice};
+
+/// Everything needed to run one create request.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub model_request: ModelRequest,
+    /// The response as it stands before generation: status `in_progress`, no output.
+    pub response: Response,
+    /// Hosted tool types the request listed that this deployment does not run; they
+    /// are not offered to the model, and the server reports them to the client.
+    pub skipped_tools: Vec<String>,
+    /// Whether output text carries log probabilities.
+    pub logprobs: bool,
+}
+
+/// Builds the plan for `request`, using `default_model` when it names none.
+pub fn plan(
+    request: CreateResponseRequest,
+    default_model: Option<&str>,
+    response_id: String,
+    created_at: u64,
+) -> Result<Plan, ApiError> {
+    reject_unavailable_features(&request)?;
+    let model = match (&request.model, default_model) {
+        (Some(model), _) => model.clone(),
+        (None, Some(default)) => default.to_owned(),
+        (None, None) => {
+            return Err(ApiError::new(
+                ErrorCode::MissingRequiredParameter,
+                "Missing required parameter: 'model' (and no default model is configured)",
+            )
+            .with_param("model"));
+        }
+    };
+
+    let input = match request.input.clone() {
+        None => Vec::new(),
+        Some(Input::Text(text)) => vec![Item::Message(MessageItem {
+            id: None,
+            status: None,
+            role: Role::User,
+            content: MessageContent::Text(text),
+            phase: None,
+        })],
+        Some(Input::Items(items)) => items,
+    };
+    check_input(&input)?;
+    if input.is_empty() && request.instructions.is_none() {
+        return Err(ApiError::new(
+            ErrorCode::MissingRequiredParameter,
+            "Missing required parameter: 'input' (or 'instructions')",
+        )
+        .with_param("input"));
+    }
+
+    let tools = request.tools.clone().unwrap_or_default();
+    let functions: Vec<&FunctionTool> = tools
+        .iter()
+        .filter_map(|tool| match tool {
+            Tool::Function(function) => Some(function),
+            Tool::Hosted(_) => None,
+        })
+        .collect();
+    let skipped_tools: Vec<String> = tools
+        .iter()
+        .filter_map(|tool| match tool {
+            Tool::Hosted(hosted) => Some(hosted.kind.clone()),
+            Tool::Function(_) => None,
+        })
+        .collect();
+    let tool_choice = request.tool_choice.clone().unwrap_or_default();
+    let (offered, model_tool_choice) = resolve_tool_choice(&tool_choice, &functions)?;
+
+    let logprobs = request.includes(Include::OutputTextLogprobs);
+    let text = request.text.clone().unwrap_or_default();
+
+    let model_request = ModelRequest {
+        model: model.clone(),
+        instructions: request.instructions.clone(),
+        input,
+        tools: offered,
+        tool_choice: model_tool_choice,
+        parallel_tool_calls: request.parallel_tool_calls,
+        text_format: text.format.clone(),
+        verbosity: text.verbosity,
+        reasoning_effort: request.reasoning.as_ref().and_then(|r| r.effort),
+        temperature: request.temperature,
+        top_p: request.top_p,
+        presence_penalty: request.presence_penalty,
+        frequency_penalty: request.frequency_penalty,
+        max_output_tokens: request.max_output_tokens,
+        logprobs: logprobs.then(|| request.top_logprobs.unwrap_or(0)),
+        user: request.user.clone(),
+        stream: request.stream.unwrap_or(false),
+    };
+
+    let response = Response {
+        id: response_id,
+        object: ResponseObject::Response,
+        created_at,
+        completed_at: None,
+        status: ResponseStatus::InProgress,
+        incomplete_details: None,
+        model,
+        previous_response_id: None,
+        instructions: request.instructions,
+        output: Vec::new(),
+        error: None,
+        tools,
+        tool_choice,
+        truncation: request.truncation.unwrap_or_default(),
+        parallel_tool_calls: request.parallel_tool_calls.unwrap_or(true),
+        text: TextConfig {
+            format: text.format,
+            verbosity: text.verbosity,
+        },
+        top_p: request.top_p.unwrap_or(1.0),
+        presence_penalty: request.presence_penalty.unwrap_or(0.0),
+        frequency_penalty: request.frequency_penalty.unwrap_or(0.0),
+        top_logprobs: request.top_logprobs.unwrap_or(0),
+        temperature: request.temperature.unwrap_or(1.0),
+        reasoning: Some(request.reasoning.unwrap_or(ReasoningConfig {
+            effort: None,
+            summary: None,
+        })),
+        usage: None,
+        max_output_tokens: request.max_output_tokens,
+        max_tool_calls: request.max_tool_calls,
+        store: request.store.unwrap_or(true),
+        background: false,
+        service_tier: request.service_tier.unwrap_or_default(),
+        metadata: request.metadata.unwrap_or_default(),
+        safety_identifier: request.safety_identifier,
+        prompt_cache_key: request.prompt_cache_key,
+        user: request.user,
+    };
+
+    Ok(Plan {
+        model_request,
+        response,
+        skipped_tools,
+        logprobs,
+    })
+}
+
+/// Features whose machinery (stored state, background workers, prompt templates)
+/// is not in this build: a clear 400 beats a silently different answer.
+fn reject_unavailable_features(request: &CreateResponseRequest) -> Result<(), ApiError> {
+    if let Some(id) = &request.previous_response_id {
+        return Err(ApiError::new(
+            ErrorCode::PreviousResponseNotFound,
+            format!("Previous response with id '{id}' not found: this gateway does not store responses yet"),
+        )
+        .with_param("previous_response_id"));
+    }
+    if request.conversation.is_some() {
+        return Err(ApiError::unsupported(
+            "conversation",
+            "conversations need stored state, which this gateway does not keep yet",
+        ));
+    }
+    if request.background == Some(true) {
+        return Err(ApiError::unsupported(
+            "background",
+            "background mode is not supported yet",
+        ));
+    }
+    if request.prompt.is_some() {
+        return Err(ApiError::unsupported(
+            "prompt",
+            "stored prompt templates are not supported by this gateway",
+        ));
+    }
+    Ok(())
+}
+
+/// Rejects input that can only be served with machinery this build lacks.
+fn check_input(input: &[Item]) -> Result<(), ApiError> {
+    for (index, item) in input.iter().enumerate() {
+        match item {
+            Item::ItemReference(reference) => {
+                return Err(ApiError::unsupported(
+                    format!("input[{index}]"),
+                    format!(
+                        "item_reference '{}' cannot be resolved: this gateway does not store items yet",
+                        reference.id
+                    ),
+                ));
+            }
+            Item::Compaction(_) => {
+                return Err(ApiError::unsupported(
+                    format!("input[{index}]"),
+                    "compaction items are not supported yet",
+                ));
+            }
+            Item::Message(message) => check_message(index, message)?,
+            Item::FunctionCall(_) | Item::FunctionCallOutput(_) | Item::Reasoning(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_message(index: usize, message: &MessageItem) -> Result<(), ApiError> {
+    let MessageContent::Parts(parts) = &message.content else {
+        return Ok(());
+    };
+    for (part_index, part) in parts.iter().enumerate() {
+        let param = || format!("input[{index}].content[{part_index}]");
+        let allowed = match (message.role, part) {
+            (
+                Role::User,
+                ContentPart::InputImage {
+                    file_id: Some(_),
+                    image_url: None,
+                    ..
+                },
+            ) => {
+                return Err(ApiError::unsupported(
+                    param(),
+                    "input_image by file_id needs the Files API, which this gateway does not have yet; send image_url",
+                ));
+            }
+            (
+                Role::User,
+                ContentPart::InputImage {
+                    image_url: None, ..
+                },
+            ) => {
+                return Err(ApiError::invalid(param(), "input_image needs an image_url"));
+            }
+            (
+                Role::User,
+                ContentPart::InputFile {
+                    file_data: None, ..
+                },
+            ) => {
+                return Err(ApiError::unsupported(
+                    param(),
+                    "input_file by file_id or file_url is not supported yet; send file_data",
+                ));
+            }
+            (
+                Role::User,
+                ContentPart::InputText { .. }
+                | ContentPart::InputImage { .. }
+                | ContentPart::InputFile { .. },
+            ) => true,
+            (
+                Role::System | Role::Developer,
+                ContentPart::InputText { .. } | ContentPart::Text { .. },
+            ) => true,
+            (
+                Role::Assistant,
+                ContentPart::OutputText(_)
+                | ContentPart::Refusal { .. }
+                | ContentPart::InputText { .. }
+                | ContentPart::Text { .. },
+            ) => true,
+            (Role::User, ContentPart::Text { .. }) => true,
+            _ => false,
+        };
+        if !allowed {
+            return Err(ApiError::invalid(
+                param(),
+                format!(
+                    "content part of this type is not allowed in a {} message",
+                    role_name(message.role)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::User => "user",
+        Role::Assistant => "assistant",
+        Role::System => "system",
+        Role::Developer => "developer",
+    }
+}
+
+/// Decides which functions the model sees and how it must choose among them.
+fn resolve_tool_choice(
+    choice: &ToolChoice,
+    functions: &[&FunctionTool],
+) -> Result<(Vec<FunctionTool>, ModelToolChoice), ApiError> {
+    let all = || functions.iter().map(|f| (*f).clone()).collect::<Vec<_>>();
+    let exists = |name: &str| functions.iter().any(|f| f.name == name);
+    let mode = |mode: ToolChoiceMode| match mode {
+        ToolChoiceMode::None => ModelToolChoice::None,
+        ToolChoiceMode::Auto => ModelToolChoice::Auto,
+        ToolChoiceMode::Required => ModelToolChoice::Required,
+    };
+    match choice {
+        ToolChoice::Mode(ToolChoiceMode::Auto) if functions.is_empty() => {
+            Ok((Vec::new(), ModelToolChoice::Default))
+        }
+        ToolChoice::Mode(ToolChoiceMode::Required) if functions.is_empty() => {
+            Err(ApiError::invalid(
+                "tool_choice",
+                "tool_choice 'required' needs at least one function tool",
+            ))
+        }
+        ToolChoice::Mode(choice_mode) => Ok((all(), mode(*choice_mode))),
+        ToolChoice::Function { name } => {
+            if !exists(name) {
+                return Err(ApiError::invalid(
+                    "tool_choice",
+                    format!("tool_choice names function '{name}', which is not in tools"),
+                ));
+            }
+            Ok((all(), ModelToolChoice::Function(name.clone())))
+        }
+        ToolChoice::AllowedTools {
+            mode: choice_mode,
+            tools,
+        } => {
+            let mut allowed = Vec::with_capacity(tools.len());
+            for (index, tool) in tools.iter().enumerate() {
+                let param = || format!("tool_choice.tools[{index}]");
+                if tool.kind != "function" {
+                    return Err(ApiError::unsupported(
+                        param(),
+                        format!(
+                            "allowed_tools entry of type '{}' is not supported; only function tools run here",
+                            tool.kind
+                        ),
+                    ));
+                }
+                let Some(name) = &tool.name else {
+                    return Err(ApiError::invalid(
+                        param(),
+                        "allowed_tools entry needs a name",
+                    ));
+                };
+                let Some(function) = functions.iter().find(|f| &f.name == name) else {
+                    return Err(ApiError::invalid(
+                        param(),
+                        format!("allowed_tools names function '{name}', which is not in tools"),
+                    ));
+                };
+                allowed.push((*function).clone());
+            }
+            Ok((allowed, mode(*choice_mode)))
+        }
+        ToolChoice::Hosted { kind } => Err(ApiError::unsupported(
+            "tool_choice",
+            format!("tool_choice of type '{kind}' names a hosted tool this gateway does not run"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_for(body: &str) -> Result<Plan, ApiError> {
+        let request = CreateResponseRequest::from_json(body.as_bytes())?;
+        plan(request, Some("default-model"), "resp_1".into(), 1)
+    }
+
+    #[test]
+    fn string_input_becomes_a_user_message_and_default_model_applies() {
+        let plan = plan_for(r#"{"input":"hi"}"#).unwrap();
+        assert_eq!(plan.model_request.model, "default-model");
+        assert!(matches!(&plan.model_request.input[0], Item::Message(m) if m.role == Role::User));
+        assert!(plan.response.store);
+        assert_eq!(plan.response.temperature, 1.0);
+    }
+
+    #[test]
+    fn named_function_must_exist() {
+        let error = plan_for(
+            r#"{"input":"hi","tools":[{"type":"function","name":"a"}],"tool_choice":{"type":"function","name":"b"}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(error.param.as_deref(), Some("tool_choice"));
+    }
+
+    #[test]
+    fn allowed_tools_filters_what_the_model_sees() {
+        let plan = plan_for(
+            r#"{"input":"hi","tools":[{"type":"function","name":"a"},{"type":"function","name":"b"}],
+                "tool_choice":{"type":"allowed_tools","mode":"required","tools":[{"type":"function","name":"b"}]}}"#,
+        )
+        .unwrap();
+        let names: Vec<_> = plan
+            .model_request
+            .tools
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
+        assert_eq!(names, ["b"]);
+        assert_eq!(plan.model_request.tool_choice, ModelToolChoice::Required);
+    }
+
+    #[test]
+    fn hosted_tools_are_skipped_not_offered() {
+        let plan = plan_for(
+            r#"{"input":"hi","tools":[{"type":"web_search"},{"type":"function","name":"a"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(plan.skipped_tools, ["web_search"]);
+        assert_eq!(plan.model_request.tools.len(), 1);
+        assert_eq!(plan.response.tools.len(), 2);
+    }
+
+    #[test]
+    fn stateful_features_give_clear_errors() {
+        let error = plan_for(r#"{"input":"hi","previous_response_id":"resp_x"}"#).unwrap_err();
+        assert_eq!(error.code, ErrorCode::PreviousResponseNotFound);
+        let error = plan_for(r#"{"input":[{"type":"item_reference","id":"msg_1"}]}"#).unwrap_err();
+        assert_eq!(error.param.as_deref(), Some("input[0]"));
+    }
+
+    #[test]
+    fn missing_model_without_default_is_a_400() {
+        let request = CreateResponseRequest::from_json(br#"{"input":"hi"}"#).unwrap();
+        let error = plan(request, None, "resp_1".into(), 1).unwrap_err();
+        assert_eq!(error.param.as_deref(), Some("model"));
+    }
+
+    #[test]
+    fn logprobs_follow_include() {
+        let plan = plan_for(
+            r#"{"input":"hi","top_logprobs":2,"include":["message.output_text.logprobs"]}"#,
+        )
+        .unwrap();
+        assert_eq!(plan.model_request.logprobs, Some(2));
+    }
+}

@@ -1,0 +1,320 @@
+//! Event-sequence snapshots: scripted model events go through the real engine and the
+//! emitted stream is compared with a reviewed snapshot, one JSON event per line (ids
+//! and timestamps normalised so that the snapshots are stable).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use antwort_api::{CreateResponseRequest, LogProb, Model, Usage};
+use antwort_engine::{
+    Backend, BackendError, Engine, EngineConfig, FinishReason, ModelEvent, ModelRequest,
+    ModelStream, ReasoningEventNames,
+};
+use async_trait::async_trait;
+use futures::StreamExt;
+use serde_json::Value;
+
+/// A backend that replays a script and records the requests it was given.
+struct ScriptedBackend {
+    script: Vec<Result<ModelEvent, BackendError>>,
+    seen: Mutex<Vec<ModelRequest>>,
+}
+
+#[async_trait]
+impl Backend for ScriptedBackend {
+    async fn generate(&self, request: ModelRequest) -> Result<ModelStream, BackendError> {
+        self.seen.lock().unwrap().push(request);
+        Ok(futures::stream::iter(self.script.clone()).boxed())
+    }
+    async fn list_models(&self) -> Result<Vec<Model>, BackendError> {
+        Ok(Vec::new())
+    }
+    async fn check_ready(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+}
+
+fn text(t: &str) -> Result<ModelEvent, BackendError> {
+    Ok(ModelEvent::TextDelta {
+        text: t.into(),
+        logprobs: Vec::new(),
+    })
+}
+
+fn usage() -> Result<ModelEvent, BackendError> {
+    Ok(ModelEvent::Usage(Usage {
+        input_tokens: 5,
+        output_tokens: 3,
+        total_tokens: 8,
+        ..Usage::default()
+    }))
+}
+
+fn finish(reason: FinishReason) -> Result<ModelEvent, BackendError> {
+    Ok(ModelEvent::Finish(reason))
+}
+
+async fn run_with(
+    body: &str,
+    script: Vec<Result<ModelEvent, BackendError>>,
+    names: ReasoningEventNames,
+) -> String {
+    let backend = Arc::new(ScriptedBackend {
+        script,
+        seen: Mutex::new(Vec::new()),
+    });
+    let engine = Engine::new(
+        backend,
+        EngineConfig {
+            default_model: Some("test-model".into()),
+            reasoning_event_names: names,
+        },
+    );
+    let request = CreateResponseRequest::from_json(body.as_bytes()).unwrap();
+    let started = engine.create(request).await.unwrap();
+    let events: Vec<_> = started.stream.collect().await;
+    check_grammar(&events);
+    let mut ids = HashMap::new();
+    events
+        .iter()
+        .map(|event| {
+            let mut value = serde_json::to_value(event).unwrap();
+            normalise(&mut value, &mut ids);
+            if let Some(response) = value.get_mut("response") {
+                // The echoed request fields are covered by other tests; keep the
+                // snapshots about the grammar.
+                let keep = [
+                    "id",
+                    "status",
+                    "output",
+                    "usage",
+                    "error",
+                    "incomplete_details",
+                ];
+                response
+                    .as_object_mut()
+                    .unwrap()
+                    .retain(|k, _| keep.contains(&k.as_str()));
+            }
+            value.to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+async fn run(script: Vec<Result<ModelEvent, BackendError>>) -> String {
+    run_with(
+        r#"{"input":"hi"}"#,
+        script,
+        ReasoningEventNames::OpenResponses,
+    )
+    .await
+}
+
+/// Grammar checks that hold for every stream, whatever the snapshot says.
+fn check_grammar(events: &[antwort_api::StreamEvent]) {
+    for (expected, event) in events.iter().enumerate() {
+        assert_eq!(
+            event.sequence_number, expected as u64,
+            "sequence numbers increase by one"
+        );
+    }
+    assert_eq!(events[0].type_name(), "response.created");
+    assert_eq!(events[1].type_name(), "response.in_progress");
+    let terminals = events
+        .iter()
+        .filter(|e| e.data.terminal_response().is_some())
+        .count();
+    assert_eq!(terminals, 1, "exactly one terminal event");
+    assert!(
+        events.last().unwrap().data.terminal_response().is_some(),
+        "terminal event is last"
+    );
+    let final_output = &events
+        .last()
+        .unwrap()
+        .data
+        .terminal_response()
+        .unwrap()
+        .output;
+    for event in events {
+        if let antwort_api::EventData::OutputItemDone { output_index, item } = &event.data {
+            assert_eq!(
+                &final_output[*output_index], item,
+                "output_index is the final position"
+            );
+        }
+    }
+}
+
+fn normalise(value: &mut Value, ids: &mut HashMap<String, String>) {
+    match value {
+        Value::String(s) => {
+            if let Some((prefix, rest)) = s.split_once('_')
+                && rest.len() == 32
+                && rest.chars().all(|c| c.is_ascii_hexdigit())
+            {
+                let next = ids.len() + 1;
+                *s = ids
+                    .entry(s.clone())
+                    .or_insert_with(|| format!("{prefix}_{next}"))
+                    .clone();
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| normalise(v, ids)),
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if key == "created_at" || key == "completed_at" {
+                    if v.is_number() {
+                        *v = Value::from(0);
+                    }
+                } else {
+                    normalise(v, ids);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn plain_text_with_usage_after_finish() {
+    let events = run(vec![
+        text("Hello"),
+        text(", world"),
+        finish(FinishReason::Stop),
+        usage(),
+    ])
+    .await;
+    insta::assert_snapshot!(events);
+}
+
+#[tokio::test]
+async fn reasoning_then_text() {
+    let events = run(vec![
+        Ok(ModelEvent::ReasoningDelta("think".into())),
+        Ok(ModelEvent::ReasoningDelta("ing".into())),
+        text("answer"),
+        finish(FinishReason::Stop),
+    ])
+    .await;
+    insta::assert_snapshot!(events);
+}
+
+#[tokio::test]
+async fn reasoning_with_openai_event_names() {
+    let events = run_with(
+        r#"{"input":"hi"}"#,
+        vec![
+            Ok(ModelEvent::ReasoningDelta("hmm".into())),
+            text("ok"),
+            finish(FinishReason::Stop),
+        ],
+        ReasoningEventNames::OpenAi,
+    )
+    .await;
+    insta::assert_snapshot!(events);
+}
+
+#[tokio::test]
+async fn parallel_tool_calls_with_interleaved_arguments() {
+    let call = |index, id: Option<&str>, name: Option<&str>, args: &str| {
+        Ok(ModelEvent::ToolCallDelta {
+            index,
+            id: id.map(Into::into),
+            name: name.map(Into::into),
+            arguments: args.into(),
+        })
+    };
+    let events = run(vec![
+        call(0, Some("call_a"), Some("get_weather"), ""),
+        call(0, None, None, "{\"city\":"),
+        call(1, Some("call_b"), Some("get_time"), "{\"tz\":"),
+        call(0, None, None, "\"Paris\"}"),
+        call(1, None, None, "\"UTC\"}"),
+        finish(FinishReason::ToolCalls),
+        usage(),
+    ])
+    .await;
+    insta::assert_snapshot!(events);
+}
+
+#[tokio::test]
+async fn duplicate_upstream_call_ids_are_made_unique() {
+    let call = |index| {
+        Ok(ModelEvent::ToolCallDelta {
+            index,
+            id: Some("call_0".into()),
+            name: Some("f".into()),
+            arguments: "{}".into(),
+        })
+    };
+    let events = run(vec![call(0), call(1), finish(FinishReason::ToolCalls)]).await;
+    let last: Value = serde_json::from_str(events.lines().last().unwrap()).unwrap();
+    let output = last["response"]["output"].as_array().unwrap();
+    assert_eq!(output.len(), 2);
+    assert_ne!(output[0]["call_id"], output[1]["call_id"]);
+}
+
+#[tokio::test]
+async fn refusal() {
+    let events = run(vec![
+        Ok(ModelEvent::RefusalDelta("I can't".into())),
+        Ok(ModelEvent::RefusalDelta(" help with that.".into())),
+        finish(FinishReason::Stop),
+    ])
+    .await;
+    insta::assert_snapshot!(events);
+}
+
+#[tokio::test]
+async fn length_limit_is_incomplete() {
+    let events = run(vec![text("cut sh"), finish(FinishReason::Length)]).await;
+    insta::assert_snapshot!(events);
+}
+
+#[tokio::test]
+async fn backend_failure_mid_stream_fails_the_response() {
+    let events = run(vec![
+        text("partial"),
+        Err(BackendError::Protocol("connection reset".into())),
+    ])
+    .await;
+    insta::assert_snapshot!(events);
+}
+
+#[tokio::test]
+async fn stream_cut_without_finish_fails_the_response() {
+    let events = run(vec![text("partial")]).await;
+    let last: Value = serde_json::from_str(events.lines().last().unwrap()).unwrap();
+    assert_eq!(last["type"], "response.failed");
+    let error: Value = serde_json::from_str(events.lines().rev().nth(1).unwrap()).unwrap();
+    assert_eq!(error["type"], "error");
+}
+
+#[tokio::test]
+async fn logprobs_ride_on_deltas_and_done_events() {
+    let logprob = |token: &str| LogProb {
+        token: token.into(),
+        logprob: -0.5,
+        bytes: token.as_bytes().to_vec(),
+        top_logprobs: Vec::new(),
+    };
+    let events = run_with(
+        r#"{"input":"hi","include":["message.output_text.logprobs"],"top_logprobs":0}"#,
+        vec![
+            Ok(ModelEvent::TextDelta {
+                text: "a".into(),
+                logprobs: vec![logprob("a")],
+            }),
+            Ok(ModelEvent::TextDelta {
+                text: "b".into(),
+                logprobs: vec![logprob("b")],
+            }),
+            finish(FinishReason::Stop),
+        ],
+        ReasoningEventNames::OpenResponses,
+    )
+    .await;
+    insta::assert_snapshot!(events);
+}
