@@ -1,0 +1,321 @@
+//! The Chat Completions backend: any OpenAI-compatible server (vLLM, Ollama,
+//! llama.cpp, SGLang, TGI, LiteLLM, OpenAI) behind the Responses API.
+
+mod request;
+mod response;
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use antwort_api::Model;
+use antwort_engine::{Backend, BackendError, ModelEvent, ModelRequest, ModelStream};
+use async_trait::async_trait;
+use eventsource_stream::Eventsource;
+use futures::{Stream, StreamExt};
+
+pub use request::chat_request;
+
+/// Where and how to reach a Chat Completions server.
+#[derive(Debug, Clone)]
+pub struct ChatBackendConfig {
+    /// Base URL with or without the trailing `/v1`.
+    pub base_url: String,
+    /// Sent as a bearer token when set.
+    pub api_key: Option<String>,
+    pub connect_timeout: Duration,
+    /// How long to wait for the backend's status line (streaming) or whole answer.
+    pub timeout: Duration,
+}
+
+pub struct ChatBackend {
+    client: reqwest::Client,
+    /// Always ends in `/v1`, without a trailing slash.
+    base_url: String,
+    api_key: Option<String>,
+    timeout: Duration,
+}
+
+impl ChatBackend {
+    pub fn new(config: ChatBackendConfig) -> Result<Self, BackendError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()
+            .map_err(|e| BackendError::Unavailable(format!("cannot build HTTP client: {e}")))?;
+        Ok(Self {
+            client,
+            base_url: normalize_base_url(&config.base_url),
+            api_key: config.api_key,
+            timeout: config.timeout,
+        })
+    }
+
+    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.authorized(self.client.post(format!("{}{path}", self.base_url)))
+    }
+
+    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.authorized(self.client.get(format!("{}{path}", self.base_url)))
+    }
+
+    fn authorized(&self, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.api_key {
+            Some(key) => builder.bearer_auth(key),
+            None => builder,
+        }
+    }
+
+    /// Sends and waits for the status line, mapping every failure to a BackendError.
+    async fn send(
+        &self,
+        builder: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, BackendError> {
+        let response = tokio::time::timeout(self.timeout, builder.send())
+            .await
+            .map_err(|_| {
+                BackendError::Timeout(format!(
+                    "no answer from {} within {:?}",
+                    self.base_url, self.timeout
+                ))
+            })?
+            .map_err(|e| transport_error(&self.base_url, &e))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        Err(status_error(response).await)
+    }
+}
+
+/// Accepts `http://host:8000`, `http://host:8000/` and `http://host:8000/v1`.
+pub fn normalize_base_url(url: &str) -> String {
+    let trimmed = url.trim().trim_end_matches('/');
+    if trimmed.ends_with("/v1") {
+        trimmed.to_owned()
+    } else {
+        format!("{trimmed}/v1")
+    }
+}
+
+fn transport_error(base_url: &str, error: &reqwest::Error) -> BackendError {
+    if error.is_timeout() {
+        BackendError::Timeout(format!("{base_url}: {error}"))
+    } else if error.is_connect() {
+        BackendError::Unavailable(format!(
+            "cannot connect to {base_url}: {}",
+            root_cause(error)
+        ))
+    } else {
+        BackendError::Protocol(format!("{base_url}: {}", root_cause(error)))
+    }
+}
+
+/// reqwest's top-level message is generic ("error sending request"): the cause is
+/// what an operator needs (connection refused, DNS failure, ...).
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
+}
+
+async fn status_error(response: reqwest::Response) -> BackendError {
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = response.text().await.unwrap_or_default();
+    BackendError::Status {
+        status,
+        message: error_message(&body),
+        retry_after,
+    }
+}
+
+/// The human part of an error body, whatever shape the server chose.
+fn error_message(body: &str) -> String {
+    if let Ok(value) = serde_json::from_str::<serde_json::Value>(body) {
+        let candidates = [
+            value.pointer("/error/message"),
+            value.get("error"),
+            value.get("message"),
+            value.get("detail"),
+        ];
+        for candidate in candidates.into_iter().flatten() {
+            if let Some(text) = candidate.as_str() {
+                return text.to_owned();
+            }
+        }
+    }
+    let mut text: String = body.chars().take(500).collect();
+    if text.is_empty() {
+        text.push_str("(empty body)");
+    }
+    text
+}
+
+#[async_trait]
+impl Backend for ChatBackend {
+    async fn generate(&self, request: ModelRequest) -> Result<ModelStream, BackendError> {
+        let body = chat_request(&request);
+        let response = self
+            .send(self.post("/chat/completions").json(&body))
+            .await?;
+        if !request.stream {
+            let bytes = tokio::time::timeout(self.timeout, response.bytes())
+                .await
+                .map_err(|_| {
+                    BackendError::Timeout("the completion body did not arrive in time".into())
+                })?
+                .map_err(|e| transport_error(&self.base_url, &e))?;
+            let completion: response::ChatCompletion = serde_json::from_slice(&bytes)
+                .map_err(|e| BackendError::Protocol(format!("invalid completion JSON: {e}")))?;
+            let events = response::completion_events(completion);
+            return Ok(futures::stream::iter(events.into_iter().map(Ok)).boxed());
+        }
+        Ok(Box::pin(ChunkStream {
+            inner: response.bytes_stream().eventsource().boxed(),
+            pending: VecDeque::new(),
+            scratch: Vec::new(),
+            finished: false,
+            done: false,
+        }))
+    }
+
+    async fn list_models(&self) -> Result<Vec<Model>, BackendError> {
+        #[derive(serde::Deserialize)]
+        struct List {
+            #[serde(default)]
+            data: Vec<Model>,
+        }
+        let response = self.send(self.get("/models")).await?;
+        let list: List = response
+            .json()
+            .await
+            .map_err(|e| BackendError::Protocol(format!("invalid model list: {e}")))?;
+        Ok(list.data)
+    }
+
+    async fn check_ready(&self) -> Result<(), BackendError> {
+        self.send(self.get("/models")).await.map(|_| ())
+    }
+}
+
+type SseStream = Pin<
+    Box<
+        dyn Stream<
+                Item = Result<
+                    eventsource_stream::Event,
+                    eventsource_stream::EventStreamError<reqwest::Error>,
+                >,
+            > + Send,
+    >,
+>;
+
+/// Chat Completions SSE → model events. Reads on after the finish chunk until
+/// `[DONE]`, since vLLM and OpenAI send usage in a chunk of its own after it.
+struct ChunkStream {
+    inner: SseStream,
+    pending: VecDeque<ModelEvent>,
+    scratch: Vec<ModelEvent>,
+    /// A finish reason was seen.
+    finished: bool,
+    /// The stream is over (`[DONE]`, an error, or the end of the body).
+    done: bool,
+}
+
+impl Stream for ChunkStream {
+    type Item = Result<ModelEvent, BackendError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(event) = this.pending.pop_front() {
+                return Poll::Ready(Some(Ok(event)));
+            }
+            if this.done {
+                return Poll::Ready(None);
+            }
+            match this.inner.poll_next_unpin(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    this.done = true;
+                    if !this.finished {
+                        return Poll::Ready(Some(Err(BackendError::Protocol(
+                            "the backend closed the stream before finishing".into(),
+                        ))));
+                    }
+                }
+                Poll::Ready(Some(Err(error))) => {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(BackendError::Protocol(format!(
+                        "the stream was interrupted: {error}"
+                    )))));
+                }
+                Poll::Ready(Some(Ok(event))) => {
+                    let data = event.data.trim();
+                    if data == "[DONE]" {
+                        this.done = true;
+                        continue;
+                    }
+                    if data.is_empty() {
+                        continue;
+                    }
+                    let chunk: response::ChatChunk = match serde_json::from_str(data) {
+                        Ok(chunk) => chunk,
+                        Err(error) => {
+                            this.done = true;
+                            return Poll::Ready(Some(Err(BackendError::Protocol(format!(
+                                "invalid chunk: {error}"
+                            )))));
+                        }
+                    };
+                    if let Some(error) = &chunk.error {
+                        this.done = true;
+                        let message = error
+                            .get("message")
+                            .and_then(|m| m.as_str())
+                            .map_or_else(|| error.to_string(), str::to_owned);
+                        return Poll::Ready(Some(Err(BackendError::Protocol(format!(
+                            "the backend reported an error mid-stream: {message}"
+                        )))));
+                    }
+                    response::chunk_events(chunk, &mut this.scratch);
+                    this.finished |= this
+                        .scratch
+                        .iter()
+                        .any(|e| matches!(e, ModelEvent::Finish(_)));
+                    this.pending.extend(this.scratch.drain(..));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_gets_exactly_one_v1() {
+        assert_eq!(normalize_base_url("http://h:8000"), "http://h:8000/v1");
+        assert_eq!(normalize_base_url("http://h:8000/"), "http://h:8000/v1");
+        assert_eq!(normalize_base_url("http://h:8000/v1/"), "http://h:8000/v1");
+    }
+
+    #[test]
+    fn error_messages_are_found_in_every_shape() {
+        assert_eq!(
+            error_message(r#"{"error":{"message":"bad model"}}"#),
+            "bad model"
+        );
+        assert_eq!(error_message(r#"{"error":"nope"}"#), "nope");
+        assert_eq!(error_message(r#"{"detail":"missing"}"#), "missing");
+        assert_eq!(error_message("plain"), "plain");
+    }
+}
