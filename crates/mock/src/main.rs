@@ -1,1 +1,34 @@
-fn main() {}
+//! `antwort-mock`: runs the scripted backend on a port, for demos and benchmarks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(name = "antwort-mock", about = "A scripted OpenAI-compatible backend")]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    listen: String,
+    /// Default time to first token, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    ttft_ms: u64,
+    /// Default delay between streamed tokens, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    token_delay_ms: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt().with_env_filter("info").init();
+    let args = Args::parse();
+    let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, "antwort-mock is serving");
+    let latency = antwort_mock::Latency {
+        ttft: Duration::from_millis(args.ttft_ms),
+        token_delay: Duration::from_millis(args.token_delay_ms),
+    };
+    antwort_mock::serve(listener, latency, Arc::new(antwort_mock::Stats::default())).await?;
+    Ok(())
+}

@@ -1,1 +1,85 @@
-//! placeholder
+//! The HTTP surface of antwort: routes, SSE, error mapping and middleware.
+//!
+//! This is the only crate that knows axum. Handlers are thin: they parse at the
+//! edge, call the engine, and choose a view of the engine's event stream.
+
+mod error;
+pub mod routes;
+mod sse;
+
+use std::time::Duration;
+
+use antwort_api::{ApiError, ErrorCode};
+use antwort_engine::Engine;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use axum::routing::{get, post};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub use error::HttpError;
+pub use routes::responses::SKIPPED_TOOLS_HEADER;
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Larger request bodies get a 413.
+    pub max_body_bytes: usize,
+    /// How often a silent stream gets a keepalive comment.
+    pub keepalive_interval: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 32 * 1024 * 1024,
+            keepalive_interval: Duration::from_secs(15),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub config: ServerConfig,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole application: every route, with request ids and tracing.
+pub fn router(engine: Engine, config: ServerConfig) -> Router {
+    let state = AppState { engine, config };
+    Router::new()
+        .route("/v1/responses", post(routes::responses::create))
+        .route("/v1/models", get(routes::models::list))
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        // The create handler enforces its own limit so that the 413 has the OpenAI shape.
+        .layer(DefaultBodyLimit::disable())
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            let request_id = request
+                .headers()
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id)
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> HttpError {
+    ApiError::new(ErrorCode::NotFound, format!("No route for {}", uri.path())).into()
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> HttpError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("Method {method} is not allowed on {}", uri.path()),
+    )
+    .into()
+}

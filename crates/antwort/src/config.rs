@@ -1,0 +1,399 @@
+//! Configuration: plain data read from a YAML file, then `ANTWORT_*` environment
+//! variables, then command-line flags (each layer overriding the one before), and
+//! validated once at start. Unknown keys are errors, so a typo never silently falls
+//! back to a default. Keys and variables follow the Go antwort where the concept is
+//! the same. `docs/configuration.md` documents every key.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub engine: EngineSection,
+    #[serde(default)]
+    pub logging: LoggingSection,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Port on all interfaces; ignored when `listen` is set.
+    pub port: u16,
+    /// `HOST:PORT` to listen on.
+    pub listen: Option<String>,
+    pub max_body_bytes: usize,
+    #[serde(deserialize_with = "duration")]
+    pub keepalive_interval: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            port: 8080,
+            listen: None,
+            max_body_bytes: 32 * 1024 * 1024,
+            keepalive_interval: Duration::from_secs(15),
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSection {
+    /// The backend protocol. Every supported value speaks Chat Completions today.
+    pub provider: Provider,
+    pub backend_url: Option<String>,
+    pub api_key: Option<String>,
+    /// A file holding the backend key (for mounted secrets).
+    pub api_key_file: Option<String>,
+    pub default_model: Option<String>,
+    #[serde(deserialize_with = "duration")]
+    pub connect_timeout: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub backend_timeout: Duration,
+    pub reasoning_events: ReasoningEvents,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        Self {
+            provider: Provider::Vllm,
+            backend_url: None,
+            api_key: None,
+            api_key_file: None,
+            default_model: None,
+            connect_timeout: Duration::from_secs(10),
+            backend_timeout: Duration::from_secs(300),
+            reasoning_events: ReasoningEvents::Openresponses,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Provider {
+    /// vLLM's Chat Completions endpoint.
+    Vllm,
+    /// LiteLLM's proxy.
+    Litellm,
+    /// Any other OpenAI-compatible Chat Completions server.
+    OpenaiCompatible,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ReasoningEvents {
+    /// `response.reasoning.delta` / `.done` (OpenResponses).
+    Openresponses,
+    /// `response.reasoning_text.delta` / `.done` (OpenAI).
+    Openai,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingSection {
+    /// A `tracing` filter: `info`, `debug`, `antwort_engine=trace,info`, ...
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LoggingSection {
+    fn default() -> Self {
+        Self {
+            level: "info".to_owned(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("`{text}` is not a duration like `15s` or `500ms`: {e}"))
+}
+
+/// A configuration error, with the key or variable at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("invalid environment variable {name}={value:?}: {message}")]
+    Env {
+        name: &'static str,
+        value: String,
+        message: String,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    pub fn from_yaml_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_yaml(&text).map_err(|message| ConfigError::Parse {
+            path: path.display().to_string(),
+            message,
+        })
+    }
+
+    pub fn from_yaml(text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        serde_yaml_ng::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Applies `ANTWORT_*` variables read through `get`.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(name: &'static str, value: String) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value.trim().parse().map_err(|e: T::Err| ConfigError::Env {
+                name,
+                message: e.to_string(),
+                value,
+            })
+        }
+        fn choice<T: clap::ValueEnum>(name: &'static str, value: String) -> Result<T, ConfigError> {
+            T::from_str(value.trim(), true).map_err(|message| ConfigError::Env {
+                name,
+                value,
+                message,
+            })
+        }
+        let duration = |name: &'static str, value: String| {
+            parse_duration(&value).map_err(|message| ConfigError::Env {
+                name,
+                value,
+                message,
+            })
+        };
+        if let Some(v) = get("ANTWORT_PORT") {
+            self.server.port = parse("ANTWORT_PORT", v)?;
+        }
+        if let Some(v) = get("ANTWORT_LISTEN") {
+            self.server.listen = Some(v);
+        }
+        if let Some(v) = get("ANTWORT_MAX_BODY_BYTES") {
+            self.server.max_body_bytes = parse("ANTWORT_MAX_BODY_BYTES", v)?;
+        }
+        if let Some(v) = get("ANTWORT_KEEPALIVE_INTERVAL") {
+            self.server.keepalive_interval = duration("ANTWORT_KEEPALIVE_INTERVAL", v)?;
+        }
+        if let Some(v) = get("ANTWORT_PROVIDER") {
+            self.engine.provider = choice("ANTWORT_PROVIDER", v)?;
+        }
+        if let Some(v) = get("ANTWORT_BACKEND_URL") {
+            self.engine.backend_url = Some(v);
+        }
+        if let Some(v) = get("ANTWORT_API_KEY") {
+            self.engine.api_key = Some(v);
+        }
+        if let Some(v) = get("ANTWORT_API_KEY_FILE") {
+            self.engine.api_key_file = Some(v);
+        }
+        if let Some(v) = get("ANTWORT_MODEL") {
+            self.engine.default_model = Some(v);
+        }
+        if let Some(v) = get("ANTWORT_BACKEND_TIMEOUT") {
+            self.engine.backend_timeout = duration("ANTWORT_BACKEND_TIMEOUT", v)?;
+        }
+        if let Some(v) = get("ANTWORT_REASONING_EVENTS") {
+            self.engine.reasoning_events = choice("ANTWORT_REASONING_EVENTS", v)?;
+        }
+        if let Some(v) = get("ANTWORT_LOG_LEVEL") {
+            self.logging.level = v;
+        }
+        if let Some(v) = get("ANTWORT_LOG_FORMAT") {
+            self.logging.format = choice("ANTWORT_LOG_FORMAT", v)?;
+        }
+        Ok(())
+    }
+
+    /// Checks what serde cannot: required values, URLs, ranges.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |message: String| Err(ConfigError::Invalid(message));
+        let Some(url) = &self.engine.backend_url else {
+            return invalid(
+                "engine.backend_url is required: set it in the config file, with ANTWORT_BACKEND_URL, or with --backend-url".into(),
+            );
+        };
+        let parsed = reqwest_url(url);
+        if let Err(message) = parsed {
+            return invalid(format!(
+                "engine.backend_url `{url}` is not an http(s) URL: {message}"
+            ));
+        }
+        if self.engine.api_key.is_some() && self.engine.api_key_file.is_some() {
+            return invalid("set engine.api_key or engine.api_key_file, not both".into());
+        }
+        if let Some(model) = &self.engine.default_model
+            && model.trim().is_empty()
+        {
+            return invalid("engine.default_model must not be empty when set".into());
+        }
+        self.listen_addr()?;
+        if self.server.max_body_bytes == 0 {
+            return invalid("server.max_body_bytes must be greater than 0".into());
+        }
+        if self.server.keepalive_interval.is_zero() {
+            return invalid("server.keepalive_interval must be greater than 0".into());
+        }
+        if self.engine.backend_timeout.is_zero() || self.engine.connect_timeout.is_zero() {
+            return invalid("engine timeouts must be greater than 0".into());
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.logging.level).map_err(|e| {
+            ConfigError::Invalid(format!(
+                "logging.level `{}` is not a valid filter: {e}",
+                self.logging.level
+            ))
+        })?;
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        let text = self
+            .server
+            .listen
+            .clone()
+            .unwrap_or_else(|| format!("0.0.0.0:{}", self.server.port));
+        text.parse().map_err(|e| {
+            ConfigError::Invalid(format!(
+                "server.listen `{text}` is not a HOST:PORT address: {e}"
+            ))
+        })
+    }
+
+    /// The backend key, read from its file when configured that way.
+    pub fn api_key(&self) -> Result<Option<String>, ConfigError> {
+        if let Some(path) = &self.engine.api_key_file {
+            let key = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            return Ok(Some(key.trim().to_owned()));
+        }
+        Ok(self.engine.api_key.clone().filter(|k| !k.is_empty()))
+    }
+}
+
+/// A light check that a URL is http(s) with a host, without pulling in a URL crate.
+fn reqwest_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or("it must start with http:// or https://")?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err("it has no host".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn yaml_then_env_layers() {
+        let mut config = Config::from_yaml(
+            "server:\n  port: 9000\nengine:\n  backend_url: http://a:1\n  default_model: m1\n",
+        )
+        .unwrap();
+        config
+            .apply_env(env(&[
+                ("ANTWORT_MODEL", "m2"),
+                ("ANTWORT_KEEPALIVE_INTERVAL", "2s"),
+            ]))
+            .unwrap();
+        assert_eq!(config.server.port, 9000);
+        assert_eq!(config.engine.default_model.as_deref(), Some("m2"));
+        assert_eq!(config.server.keepalive_interval, Duration::from_secs(2));
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_name() {
+        let error = Config::from_yaml("engine:\n  backend_ulr: http://a\n").unwrap_err();
+        assert!(error.contains("backend_ulr"), "{error}");
+        let error = Config::from_yaml("sever: {}\n").unwrap_err();
+        assert!(error.contains("sever"), "{error}");
+    }
+
+    #[test]
+    fn missing_backend_url_says_how_to_set_it() {
+        let error = Config::default().validate().unwrap_err().to_string();
+        assert!(error.contains("ANTWORT_BACKEND_URL"), "{error}");
+    }
+
+    #[test]
+    fn bad_values_name_their_source() {
+        let mut config = Config::default();
+        let error = config
+            .apply_env(env(&[("ANTWORT_PORT", "eighty")]))
+            .unwrap_err();
+        assert!(error.to_string().contains("ANTWORT_PORT"));
+        config.engine.backend_url = Some("ftp://x".into());
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("backend_url")
+        );
+        config.engine.backend_url = Some("http://x".into());
+        config.server.listen = Some("nonsense".into());
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("server.listen")
+        );
+    }
+
+    #[test]
+    fn durations_read_like_go() {
+        let config = Config::from_yaml("server:\n  keepalive_interval: 500ms\n").unwrap();
+        assert_eq!(config.server.keepalive_interval, Duration::from_millis(500));
+        assert!(Config::from_yaml("server:\n  keepalive_interval: soon\n").is_err());
+    }
+}

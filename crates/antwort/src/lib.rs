@@ -1,0 +1,97 @@
+//! The antwort binary's library half: configuration and wiring, kept out of
+//! `main.rs` so that black-box tests start exactly the server the binary runs.
+
+pub mod config;
+
+use std::sync::Arc;
+
+use antwort_backends::{ChatBackend, ChatBackendConfig};
+use antwort_engine::{Engine, EngineConfig, ReasoningEventNames};
+use antwort_server::ServerConfig;
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+pub use config::Config;
+
+/// Builds the application router from a validated configuration.
+pub fn build_router(config: &Config) -> anyhow::Result<axum::Router> {
+    let backend_url = config
+        .engine
+        .backend_url
+        .clone()
+        .context("engine.backend_url is required")?;
+    let backend = ChatBackend::new(ChatBackendConfig {
+        base_url: backend_url,
+        api_key: config.api_key()?,
+        connect_timeout: config.engine.connect_timeout,
+        timeout: config.engine.backend_timeout,
+    })?;
+    let engine = Engine::new(
+        Arc::new(backend),
+        EngineConfig {
+            default_model: config.engine.default_model.clone(),
+            reasoning_event_names: match config.engine.reasoning_events {
+                config::ReasoningEvents::Openresponses => ReasoningEventNames::OpenResponses,
+                config::ReasoningEvents::Openai => ReasoningEventNames::OpenAi,
+            },
+        },
+    );
+    Ok(antwort_server::router(
+        engine,
+        ServerConfig {
+            max_body_bytes: config.server.max_body_bytes,
+            keepalive_interval: config.server.keepalive_interval,
+        },
+    ))
+}
+
+/// Serves until `shutdown` resolves, then drains open requests for at most
+/// `server.shutdown_timeout`.
+pub async fn serve(
+    config: &Config,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let router = build_router(config)?;
+    let drain = config.server.shutdown_timeout;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stop_tx.send(());
+    });
+    let mut server = std::pin::pin!(server.into_future());
+    tokio::select! {
+        result = &mut server => return result.context("server failed"),
+        _ = stop_rx => {}
+    }
+    tracing::info!(timeout = ?drain, "shutting down: draining open requests");
+    match tokio::time::timeout(drain, server).await {
+        Ok(result) => result.context("server failed while draining"),
+        Err(_) => {
+            tracing::warn!("drain timeout reached; closing remaining connections");
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

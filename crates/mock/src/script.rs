@@ -1,0 +1,255 @@
+//! What the mock will answer: read from the request it received.
+//!
+//! Directives in the last user message (or the system prompt) script the answer:
+//! `[[reply:TEXT]]`, `[[echo_request]]`, `[[tool:NAME:ARGS_JSON]]` (repeatable),
+//! `[[reasoning:TEXT]]`, `[[refuse:TEXT]]`, `[[error:STATUS]]`, `[[retry_after:SECS]]`,
+//! `[[cut:N]]` (drop the stream after N chunks), `[[finish:length]]`,
+//! `[[ttft_ms:N]]`, `[[delay_ms:N]]`, `[[tokens:N]]`, `[[no_usage]]`.
+//! A model whose name contains `reasoning` reasons by default.
+//! Without directives the answer reflects the input, so that tests see exactly what
+//! the gateway sent: `echo: <last user text> | system: <system prompt> |
+//! messages: <n> | images: <n> | tools: <names>`.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// Defaults for latency, set on the command line for benchmarks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Latency {
+    pub ttft: Duration,
+    pub token_delay: Duration,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Script {
+    pub text: Option<String>,
+    pub reasoning: Option<String>,
+    pub refusal: Option<String>,
+    pub tool_calls: Vec<(String, String)>,
+    pub error_status: Option<u16>,
+    pub retry_after: Option<String>,
+    pub cut_after: Option<usize>,
+    pub finish_reason: String,
+    pub ttft: Duration,
+    pub token_delay: Duration,
+    pub usage: bool,
+    pub prompt_tokens: u64,
+}
+
+/// Reads the script from a Chat Completions request body.
+pub fn from_chat_request(body: &Value, latency: Latency) -> Script {
+    let messages = body["messages"].as_array().cloned().unwrap_or_default();
+    let text_of = |message: &Value| -> String {
+        match &message["content"] {
+            Value::String(text) => text.clone(),
+            Value::Array(parts) => parts
+                .iter()
+                .filter_map(|p| p["text"].as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => String::new(),
+        }
+    };
+    let last_user = messages
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .map(text_of)
+        .unwrap_or_default();
+    let system: Vec<String> = messages
+        .iter()
+        .filter(|m| m["role"] == "system")
+        .map(text_of)
+        .collect();
+    let images = messages
+        .iter()
+        .filter_map(|m| m["content"].as_array())
+        .flatten()
+        .filter(|p| p["type"] == "image_url")
+        .count();
+    let tools: Vec<&str> = body["tools"]
+        .as_array()
+        .map(|tools| {
+            tools
+                .iter()
+                .filter_map(|t| t["function"]["name"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    let prompt_tokens = messages
+        .iter()
+        .map(|m| text_of(m).split_whitespace().count() as u64)
+        .sum::<u64>()
+        .max(1);
+
+    let mut script = Script {
+        finish_reason: "stop".into(),
+        ttft: latency.ttft,
+        token_delay: latency.token_delay,
+        usage: true,
+        prompt_tokens,
+        ..Script::default()
+    };
+    let mut tokens = None;
+    let directive_text = format!("{} {}", system.join(" "), last_user);
+    for (name, value) in directives(&directive_text) {
+        match name {
+            "reply" => script.text = Some(value.to_owned()),
+            "echo_request" => script.text = Some(body.to_string()),
+            "tool" => {
+                let (tool, args) = value.split_once(':').unwrap_or((value, "{}"));
+                script.tool_calls.push((tool.to_owned(), args.to_owned()));
+            }
+            "reasoning" => script.reasoning = Some(value.to_owned()),
+            "refuse" => script.refusal = Some(value.to_owned()),
+            "error" => script.error_status = value.parse().ok(),
+            "retry_after" => script.retry_after = Some(value.to_owned()),
+            "cut" => script.cut_after = value.parse().ok(),
+            "finish" => script.finish_reason = value.to_owned(),
+            "ttft_ms" => script.ttft = millis(value),
+            "delay_ms" => script.token_delay = millis(value),
+            "tokens" => tokens = value.parse::<usize>().ok(),
+            "no_usage" => script.usage = false,
+            _ => {}
+        }
+    }
+    if script.reasoning.is_none()
+        && body["model"]
+            .as_str()
+            .is_some_and(|m| m.contains("reasoning"))
+    {
+        script.reasoning = Some(format!("Thinking about: {last_user}"));
+    }
+    if let Some(count) = tokens {
+        script.text = Some("lorem ".repeat(count));
+    }
+    if script.text.is_none() && script.refusal.is_none() && script.tool_calls.is_empty() {
+        script.text = Some(match body["response_format"]["type"].as_str() {
+            Some("json_schema") => {
+                example_for(&body["response_format"]["json_schema"]["schema"]).to_string()
+            }
+            Some("json_object") => json!({"echo": last_user}).to_string(),
+            _ => format!(
+                "echo: {last_user} | system: {} | messages: {} | images: {images} | tools: {}",
+                if system.is_empty() {
+                    "-".to_owned()
+                } else {
+                    system.join(" / ")
+                },
+                messages.len(),
+                if tools.is_empty() {
+                    "-".to_owned()
+                } else {
+                    tools.join(",")
+                },
+            ),
+        });
+    }
+    if !script.tool_calls.is_empty() && script.finish_reason == "stop" {
+        script.finish_reason = "tool_calls".into();
+    }
+    script
+}
+
+fn millis(value: &str) -> Duration {
+    Duration::from_millis(value.parse().unwrap_or(0))
+}
+
+/// `[[name]]` and `[[name:value]]` occurrences, in order.
+fn directives(text: &str) -> Vec<(&str, &str)> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("[[") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("]]") else { break };
+        let inner = &after[..end];
+        let (name, value) = inner.split_once(':').unwrap_or((inner, ""));
+        found.push((name.trim(), value));
+        rest = &after[end + 2..];
+    }
+    found
+}
+
+/// A value that conforms to a JSON Schema (the common subset: objects, arrays,
+/// enums, scalars), for `response_format: json_schema`.
+pub fn example_for(schema: &Value) -> Value {
+    if let Some(first) = schema["enum"].as_array().and_then(|v| v.first()) {
+        return first.clone();
+    }
+    if let Some(constant) = schema.get("const") {
+        return constant.clone();
+    }
+    if let Some(options) = schema["anyOf"].as_array().or(schema["oneOf"].as_array())
+        && let Some(first) = options.first()
+    {
+        return example_for(first);
+    }
+    let kind = match &schema["type"] {
+        Value::String(kind) => kind.as_str(),
+        Value::Array(kinds) => kinds.first().and_then(Value::as_str).unwrap_or("null"),
+        _ if schema.get("properties").is_some() => "object",
+        _ => "string",
+    };
+    match kind {
+        "object" => {
+            let mut object = serde_json::Map::new();
+            if let Some(properties) = schema["properties"].as_object() {
+                for (name, property) in properties {
+                    object.insert(name.clone(), example_for(property));
+                }
+            }
+            Value::Object(object)
+        }
+        "array" => json!([example_for(&schema["items"])]),
+        "integer" => json!(schema["minimum"].as_i64().unwrap_or(1)),
+        "number" => json!(schema["minimum"].as_f64().unwrap_or(1.5)),
+        "boolean" => json!(true),
+        "null" => Value::Null,
+        _ => json!("example"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reflection_reports_what_was_sent() {
+        let body = json!({"model": "m", "messages": [
+            {"role": "system", "content": "be nice"},
+            {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {"url": "x"}}]}
+        ], "tools": [{"type": "function", "function": {"name": "f"}}]});
+        let script = from_chat_request(&body, Latency::default());
+        assert_eq!(
+            script.text.as_deref(),
+            Some("echo: hi | system: be nice | messages: 2 | images: 1 | tools: f")
+        );
+    }
+
+    #[test]
+    fn directives_script_the_answer() {
+        let body = json!({"model": "m", "messages": [{"role": "user",
+            "content": "go [[tool:get_weather:{\"city\":\"Paris\"}]] [[tool:get_time]] [[reasoning:hmm]] [[ttft_ms:5]]"}]});
+        let script = from_chat_request(&body, Latency::default());
+        assert_eq!(script.tool_calls.len(), 2);
+        assert_eq!(
+            script.tool_calls[0],
+            ("get_weather".into(), "{\"city\":\"Paris\"}".into())
+        );
+        assert_eq!(script.finish_reason, "tool_calls");
+        assert_eq!(script.reasoning.as_deref(), Some("hmm"));
+        assert_eq!(script.ttft, Duration::from_millis(5));
+    }
+
+    #[test]
+    fn schema_examples_conform() {
+        let schema = json!({"type": "object", "properties": {
+            "name": {"type": "string"}, "age": {"type": "integer", "minimum": 3},
+            "tags": {"type": "array", "items": {"type": "string", "enum": ["a", "b"]}}}});
+        assert_eq!(
+            example_for(&schema),
+            json!({"name": "example", "age": 3, "tags": ["a"]})
+        );
+    }
+}

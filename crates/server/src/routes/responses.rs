@@ -1,0 +1,62 @@
+//! `POST /v1/responses`: parse at the edge, start the engine, and hand the one event
+//! stream to the view the client asked for (SSE, or the final JSON object).
+
+use antwort_api::{ApiError, CreateResponseRequest, ErrorCode, ResponseStatus};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+use crate::error::HttpError;
+use crate::sse::sse_response;
+
+/// Header naming the hosted tools a request listed that were not offered to the model.
+pub const SKIPPED_TOOLS_HEADER: &str = "x-antwort-skipped-tools";
+
+pub async fn create(State(state): State<AppState>, body: Body) -> Result<Response, HttpError> {
+    let body = read_body(body, state.config.max_body_bytes).await?;
+    let request = CreateResponseRequest::from_json(&body)?;
+    let stream = request.stream.unwrap_or(false);
+    let started = state.engine.create(request).await?;
+    let skipped = started.skipped_tools.join(",");
+    let mut response = if stream {
+        sse_response(started.stream, state.config.keepalive_interval).into_response()
+    } else {
+        let response = started.stream.into_response().await?;
+        if response.status == ResponseStatus::Failed {
+            let (code, message) = response
+                .error
+                .map(|e| (e.code, e.message))
+                .unwrap_or_else(|| ("backend_error".into(), "generation failed".into()));
+            tracing::warn!(code, "response failed after the backend accepted it");
+            return Err(ApiError::new(ErrorCode::BackendError, message).into());
+        }
+        (StatusCode::OK, axum::Json(response)).into_response()
+    };
+    if !skipped.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&skipped)
+    {
+        response.headers_mut().insert(SKIPPED_TOOLS_HEADER, value);
+    }
+    Ok(response)
+}
+
+/// Reads the body up to the configured limit; past it, a 413 in the OpenAI shape.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
+        let too_large = std::error::Error::source(&error)
+            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::new(
+                ErrorCode::RequestTooLarge,
+                format!("The request body is larger than the limit of {limit} bytes"),
+            )
+        } else {
+            ApiError::new(
+                ErrorCode::InvalidJson,
+                format!("Cannot read the request body: {error}"),
+            )
+        }
+    })
+}

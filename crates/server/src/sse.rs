@@ -1,0 +1,33 @@
+//! The SSE view of a response stream: `event:` equal to the JSON `type`, one JSON
+//! object per `data:`, keepalive comments while the stream is silent, and a final
+//! `data: [DONE]`.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use antwort_engine::ResponseStream;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::{Stream, StreamExt};
+
+pub fn sse_response(
+    stream: ResponseStream,
+    keepalive: Duration,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let events = stream
+        .map(|event| {
+            let data = match serde_json::to_string(&event) {
+                Ok(data) => data,
+                Err(error) => {
+                    // Our own types always serialize; if one ever does not, say so
+                    // in the stream rather than send a malformed event.
+                    tracing::error!(%error, "cannot serialize a stream event");
+                    return Ok(Event::default().comment("serialization error"));
+                }
+            };
+            Ok(Event::default().event(event.type_name()).data(data))
+        })
+        .chain(futures::stream::once(async {
+            Ok(Event::default().data("[DONE]"))
+        }));
+    Sse::new(events).keep_alive(KeepAlive::new().interval(keepalive).text("keepalive"))
+}
