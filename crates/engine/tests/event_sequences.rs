@@ -2,6 +2,13 @@
 //! emitted stream is compared with a reviewed snapshot, one JSON event per line (ids
 //! and timestamps normalised so that the snapshots are stable).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a panic is the failure report"
+)]
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 

@@ -1,0 +1,397 @@
+//! The black-box harness: the real server (the same `serve` the binary runs) on a
+//! random loopback port in front of the real mock backend, an HTTP client, an SSE
+//! reader that keeps the raw framing, and the OpenResponses schema validator.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use antwort::Config;
+use antwort_mock::{Latency, Stats};
+use serde_json::{Value, json};
+
+pub struct Gateway {
+    /// Base URL of the gateway, without `/v1`.
+    pub url: String,
+    pub mock_stats: Arc<Stats>,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Starts a mock and a gateway in front of it, with test-friendly settings.
+pub async fn start() -> Gateway {
+    start_with(|_| {}).await
+}
+
+pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Gateway {
+    let (mock_url, mock_stats) = antwort_mock::spawn(Latency::default()).await.unwrap();
+    let mut config = Config::default();
+    config.engine.backend_url = Some(mock_url);
+    config.engine.default_model = Some("mock-model".into());
+    config.server.keepalive_interval = Duration::from_millis(100);
+    adjust(&mut config);
+    config.validate().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        antwort::serve(&config, listener, async {
+            let _ = stop.await;
+        })
+        .await
+        .unwrap();
+    });
+    Gateway {
+        url,
+        mock_stats,
+        _shutdown: shutdown,
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(reqwest::Client::new).clone()
+}
+
+/// An HTTP answer, body parsed as JSON when it is JSON.
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Gateway {
+    pub async fn post(&self, path: &str, body: &Value) -> Answer {
+        self.post_raw(path, body.to_string(), "application/json")
+            .await
+    }
+
+    pub async fn post_raw(&self, path: &str, body: String, content_type: &str) -> Answer {
+        let response = client()
+            .post(format!("{}{path}", self.url))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        answer(response).await
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        answer(
+            client()
+                .get(format!("{}{path}", self.url))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// A non-streaming create that must succeed; the response is schema-checked.
+    pub async fn create(&self, body: Value) -> Value {
+        let answer = self.post("/v1/responses", &body).await;
+        assert_eq!(answer.status, 200, "create failed: {}", answer.body);
+        spec().check("ResponseResource", &answer.body);
+        answer.body
+    }
+
+    /// A streaming create; every event is checked against the grammar and the schema.
+    pub async fn stream(&self, mut body: Value) -> Sse {
+        body["stream"] = json!(true);
+        let response = client()
+            .post(format!("{}/v1/responses", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/event-stream")
+        );
+        let raw = response.text().await.unwrap();
+        let sse = Sse::parse(&raw);
+        sse.check_grammar();
+        sse
+    }
+}
+
+async fn answer(response: reqwest::Response) -> Answer {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A whole SSE body: its events (name and JSON), comments, and whether `[DONE]` ended it.
+pub struct Sse {
+    pub raw: String,
+    pub events: Vec<(String, Value)>,
+    pub comments: usize,
+    pub done_last: bool,
+}
+
+impl Sse {
+    fn parse(raw: &str) -> Self {
+        let mut events = Vec::new();
+        let mut comments = 0;
+        let mut done_last = false;
+        for block in raw.split("\n\n").filter(|b| !b.trim().is_empty()) {
+            let mut name = None;
+            let mut data = String::new();
+            for line in block.lines() {
+                if line.starts_with(':') {
+                    comments += 1;
+                } else if let Some(value) = line.strip_prefix("event:") {
+                    name = Some(value.trim().to_owned());
+                } else if let Some(value) = line.strip_prefix("data:") {
+                    data.push_str(value.trim_start());
+                }
+            }
+            assert!(!done_last, "nothing may follow data: [DONE]");
+            if data == "[DONE]" {
+                done_last = true;
+            } else if !data.is_empty() {
+                let value: Value = serde_json::from_str(&data).unwrap();
+                events.push((name.expect("every event has an event: line"), value));
+            }
+        }
+        Self {
+            raw: raw.to_owned(),
+            events,
+            comments,
+            done_last,
+        }
+    }
+
+    pub fn types(&self) -> Vec<&str> {
+        self.events
+            .iter()
+            .map(|(_, e)| e["type"].as_str().unwrap())
+            .collect()
+    }
+
+    pub fn of_type(&self, kind: &str) -> Vec<&Value> {
+        self.events
+            .iter()
+            .map(|(_, e)| e)
+            .filter(|e| e["type"] == kind)
+            .collect()
+    }
+
+    /// The response carried by the terminal event.
+    pub fn final_response(&self) -> &Value {
+        &self.events.last().unwrap().1["response"]
+    }
+
+    /// The grammar every stream obeys, whatever it carries.
+    fn check_grammar(&self) {
+        assert!(self.done_last, "the stream ends with data: [DONE]");
+        let types = self.types();
+        assert_eq!(types[0], "response.created");
+        assert_eq!(types[1], "response.in_progress");
+        let terminals = [
+            "response.completed",
+            "response.incomplete",
+            "response.failed",
+        ];
+        assert_eq!(
+            types.iter().filter(|t| terminals.contains(t)).count(),
+            1,
+            "{types:?}"
+        );
+        assert!(
+            terminals.contains(types.last().unwrap()),
+            "terminal event last: {types:?}"
+        );
+        if *types.last().unwrap() == "response.failed" {
+            assert_eq!(
+                types[types.len() - 2],
+                "error",
+                "failed is preceded by error"
+            );
+        }
+        let output = self.final_response()["output"].as_array().unwrap().clone();
+        let mut text_deltas: HashMap<(String, u64), String> = HashMap::new();
+        let mut argument_deltas: HashMap<String, String> = HashMap::new();
+        let mut added = Vec::new();
+        for (index, (name, event)) in self.events.iter().enumerate() {
+            assert_eq!(
+                name,
+                event["type"].as_str().unwrap(),
+                "event: equals the JSON type"
+            );
+            assert_eq!(
+                event["sequence_number"], index as u64,
+                "sequence numbers 0, 1, 2, ..."
+            );
+            spec().check_event(event);
+            let item_key = || {
+                (
+                    event["item_id"].as_str().unwrap().to_owned(),
+                    event["content_index"].as_u64().unwrap_or(0),
+                )
+            };
+            match name.as_str() {
+                "response.output_item.added" => added.push(event["output_index"].as_u64().unwrap()),
+                "response.output_item.done" => {
+                    let position = event["output_index"].as_u64().unwrap() as usize;
+                    assert_eq!(
+                        output[position], event["item"],
+                        "output_index is the final position"
+                    );
+                }
+                "response.output_text.delta"
+                | "response.reasoning.delta"
+                | "response.refusal.delta" => {
+                    text_deltas
+                        .entry(item_key())
+                        .or_default()
+                        .push_str(event["delta"].as_str().unwrap());
+                }
+                "response.output_text.done" | "response.reasoning.done" => {
+                    let all = text_deltas.get(&item_key()).cloned().unwrap_or_default();
+                    assert_eq!(
+                        event["text"],
+                        all.as_str(),
+                        ".done carries the accumulated text"
+                    );
+                }
+                "response.refusal.done" => {
+                    let all = text_deltas.get(&item_key()).cloned().unwrap_or_default();
+                    assert_eq!(event["refusal"], all.as_str());
+                }
+                "response.function_call_arguments.delta" => {
+                    argument_deltas
+                        .entry(event["item_id"].as_str().unwrap().to_owned())
+                        .or_default()
+                        .push_str(event["delta"].as_str().unwrap());
+                }
+                "response.function_call_arguments.done" => {
+                    let all = argument_deltas
+                        .get(event["item_id"].as_str().unwrap())
+                        .cloned()
+                        .unwrap_or_default();
+                    assert_eq!(event["arguments"], all.as_str());
+                }
+                _ => {}
+            }
+        }
+        let expected: Vec<u64> = (0..added.len() as u64).collect();
+        assert_eq!(
+            added, expected,
+            "items are added at consecutive output indices"
+        );
+        assert_eq!(
+            output.len(),
+            added.len(),
+            "every added item is in the final output"
+        );
+    }
+}
+
+/// The OpenResponses schema, compiled once.
+pub struct Spec {
+    validators: HashMap<String, jsonschema::Validator>,
+    /// Event `type` → schema name.
+    event_schemas: HashMap<String, String>,
+}
+
+pub fn spec() -> &'static Spec {
+    static SPEC: OnceLock<Spec> = OnceLock::new();
+    SPEC.get_or_init(Spec::load)
+}
+
+impl Spec {
+    fn load() -> Self {
+        let path = std::env::var("ANTWORT_SPEC").unwrap_or_else(|_| {
+            format!(
+                "{}/../../../shared/spec/openresponses-openapi.json",
+                env!("CARGO_MANIFEST_DIR")
+            )
+        });
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read the OpenResponses spec at {path}: {e}"));
+        let mut document: Value = serde_json::from_str(&text).unwrap();
+        // The published document says `JsonSchemaResponseFormat.schema` may only be
+        // null, which loses the schema object the field exists to carry (a generator
+        // bug: the request side types it as an object). Accept any value there.
+        document["components"]["schemas"]["JsonSchemaResponseFormat"]["properties"]["schema"] =
+            json!({});
+        let schemas = document["components"]["schemas"]
+            .as_object()
+            .unwrap()
+            .clone();
+        let mut validators = HashMap::new();
+        let mut event_schemas = HashMap::new();
+        for (name, schema) in &schemas {
+            let is_event = name.ends_with("StreamingEvent");
+            if !(is_event || name == "ResponseResource" || name == "ErrorPayload") {
+                continue;
+            }
+            if is_event {
+                let kind = schema["properties"]["type"]["enum"][0].as_str().unwrap();
+                event_schemas.insert(kind.to_owned(), name.clone());
+            }
+            let mut root = document.clone();
+            root["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
+            root["$ref"] = json!(format!("#/components/schemas/{name}"));
+            validators.insert(name.clone(), jsonschema::validator_for(&root).unwrap());
+        }
+        Self {
+            validators,
+            event_schemas,
+        }
+    }
+
+    /// What is wrong with `instance` under `schema`, one line per violation.
+    pub fn violations(&self, schema: &str, instance: &Value) -> Vec<String> {
+        self.validators[schema]
+            .iter_errors(instance)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect()
+    }
+
+    pub fn check(&self, schema: &str, instance: &Value) {
+        let errors = self.violations(schema, instance);
+        assert!(
+            errors.is_empty(),
+            "{schema} violations:\n{}\ninstance: {instance}",
+            errors.join("\n")
+        );
+    }
+
+    pub fn check_event(&self, event: &Value) {
+        let kind = event["type"].as_str().unwrap();
+        let schema = self
+            .event_schemas
+            .get(kind)
+            .unwrap_or_else(|| panic!("event type {kind} is not in the OpenResponses schema"));
+        self.check(schema, event);
+    }
+
+    /// Every event type the schema defines.
+    pub fn event_types(&self) -> impl Iterator<Item = &str> {
+        self.event_schemas.keys().map(String::as_str)
+    }
+}
+
+/// The text of the first output_text part of the first message in `output`.
+pub fn output_text(response: &Value) -> String {
+    response["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|item| item["type"] == "message")
+        .flat_map(|item| item["content"].as_array().unwrap().iter())
+        .filter(|part| part["type"] == "output_text")
+        .map(|part| part["text"].as_str().unwrap())
+        .collect()
+}

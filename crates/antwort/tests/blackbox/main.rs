@@ -1,0 +1,18 @@
+//! Black-box tests: the real server in front of the real mock backend, driven over
+//! HTTP and SSE, every response object and streamed event validated against the
+//! OpenResponses schema.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a panic is the failure report"
+)]
+
+mod harness;
+
+mod errors;
+mod input;
+mod operations;
+mod streaming;
+mod translation;
