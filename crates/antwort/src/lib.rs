@@ -95,3 +95,69 @@ pub async fn shutdown_signal() {
         _ = terminate => {}
     }
 }
+
+#[cfg(test)]
+mod style {
+    //! House rules checked as tests, in the manner of rust-analyzer's tidy tests.
+
+    use std::path::{Path, PathBuf};
+
+    fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                if !path.ends_with("target") {
+                    rust_files(&path, out);
+                }
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    fn workspace_files() -> Vec<PathBuf> {
+        let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut files = Vec::new();
+        rust_files(&crates, &mut files);
+        assert!(
+            files.len() > 20,
+            "found only {} files under {}",
+            files.len(),
+            crates.display()
+        );
+        files
+    }
+
+    #[test]
+    fn every_rust_file_opens_with_a_module_doc() {
+        let missing: Vec<_> = workspace_files()
+            .into_iter()
+            .filter(|path| {
+                let text = std::fs::read_to_string(path).unwrap();
+                !text.trim_start().starts_with("//!")
+            })
+            .collect();
+        assert!(missing.is_empty(), "files without a //! doc: {missing:?}");
+    }
+
+    #[test]
+    fn every_todo_names_an_issue() {
+        // Spelled in two halves so that this test does not find itself.
+        let marker = concat!("TO", "DO");
+        let with_issue = format!("{marker}(#");
+        let offenders: Vec<String> = workspace_files()
+            .into_iter()
+            .flat_map(|path| {
+                let text = std::fs::read_to_string(&path).unwrap();
+                text.lines()
+                    .filter(|line| line.contains(marker) && !line.contains(&with_issue))
+                    .map(|line| format!("{}: {}", path.display(), line.trim()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert!(
+            offenders.is_empty(),
+            "TODOs must name an issue, as TODO(#3): {offenders:?}"
+        );
+    }
+}

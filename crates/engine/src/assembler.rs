@@ -9,7 +9,7 @@
 use antwort_api::{
     ApiError, ContentPart, EventData, FunctionCallItem, IncompleteDetails, IncompleteReason, Item,
     ItemStatus, LogProb, MessageContent, MessageItem, OutputText, ReasoningItem, ReasoningPart,
-    Response, ResponseError, ResponseStatus, Role, StreamEvent, Usage,
+    Response, ResponseError, ResponseStatus, Role, StreamEvent,
 };
 
 use crate::ids;
@@ -627,8 +627,8 @@ impl Assembler {
         self.finished = true;
     }
 
-    /// Usage recorded so far (for metrics and logs).
-    pub fn usage(&self) -> Option<Usage> {
-        self.response.usage
+    /// The response as it stands (final once `is_finished`).
+    pub fn response(&self) -> &Response {
+        &self.response
     }
 }

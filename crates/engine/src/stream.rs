@@ -53,6 +53,34 @@ impl ResponseStream {
     }
 }
 
+impl ResponseStream {
+    fn log_outcome(&self) {
+        let response = self.assembler.response();
+        let usage = response.usage.unwrap_or_default();
+        tracing::info!(
+            response_id = %response.id,
+            model = %response.model,
+            status = response.status.as_str(),
+            output_items = response.output.len(),
+            input_tokens = usage.input_tokens,
+            output_tokens = usage.output_tokens,
+            error = response.error.as_ref().map(|e| e.message.as_str()),
+            "response finished"
+        );
+    }
+}
+
+impl Drop for ResponseStream {
+    fn drop(&mut self) {
+        if !self.assembler.is_finished() {
+            tracing::info!(
+                response_id = %self.assembler.response().id,
+                "client went away before the end; the backend request is cancelled"
+            );
+        }
+    }
+}
+
 impl Stream for ResponseStream {
     type Item = StreamEvent;
 
@@ -71,10 +99,12 @@ impl Stream for ResponseStream {
                 Poll::Ready(Some(Err(error))) => {
                     this.assembler.fail(backend_error(error), &mut this.scratch);
                     this.upstream = None;
+                    this.log_outcome();
                 }
                 Poll::Ready(None) => {
                     this.assembler.finish(unix_now(), &mut this.scratch);
                     this.upstream = None;
+                    this.log_outcome();
                 }
             }
             this.pending.extend(this.scratch.drain(..));
