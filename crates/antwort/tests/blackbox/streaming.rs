@@ -249,3 +249,17 @@ async fn a_client_that_disconnects_cancels_the_upstream_request() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_backend_that_stalls_mid_stream_fails_the_response() {
+    let gateway = crate::harness::start_with(|config| {
+        config.engine.backend_timeout = std::time::Duration::from_millis(300);
+    })
+    .await;
+    // The first chunk comes at once; the next ones only after 3 s, past the timeout.
+    let sse = gateway
+        .stream(json!({"input": "[[delay_ms:3000]] slow answer"}))
+        .await;
+    assert_eq!(sse.types().last().copied(), Some("response.failed"));
+    assert_eq!(sse.final_response()["error"]["code"], "backend_timeout");
+}

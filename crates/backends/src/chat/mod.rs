@@ -5,6 +5,7 @@ mod request;
 mod response;
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -184,6 +185,8 @@ impl Backend for ChatBackend {
             scratch: Vec::new(),
             finished: false,
             done: false,
+            idle_timeout: self.timeout,
+            idle: Box::pin(tokio::time::sleep(self.timeout)),
         }))
     }
 
@@ -227,6 +230,10 @@ struct ChunkStream {
     finished: bool,
     /// The stream is over (`[DONE]`, an error, or the end of the body).
     done: bool,
+    /// A backend silent for this long mid-stream is treated as gone: without it, a
+    /// stalled server would hold the client (kept alive by keepalives) forever.
+    idle_timeout: Duration,
+    idle: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl Stream for ChunkStream {
@@ -241,8 +248,22 @@ impl Stream for ChunkStream {
             if this.done {
                 return Poll::Ready(None);
             }
-            match this.inner.poll_next_unpin(cx) {
-                Poll::Pending => return Poll::Pending,
+            let polled = this.inner.poll_next_unpin(cx);
+            if polled.is_ready() {
+                let deadline = tokio::time::Instant::now() + this.idle_timeout;
+                this.idle.as_mut().reset(deadline);
+            }
+            match polled {
+                Poll::Pending => {
+                    if this.idle.as_mut().poll(cx).is_ready() {
+                        this.done = true;
+                        return Poll::Ready(Some(Err(BackendError::Timeout(format!(
+                            "the backend sent nothing for {:?} mid-stream",
+                            this.idle_timeout
+                        )))));
+                    }
+                    return Poll::Pending;
+                }
                 Poll::Ready(None) => {
                     this.done = true;
                     if !this.finished {
