@@ -100,6 +100,8 @@ pub fn chat_request(request: &ModelRequest) -> ChatRequest<'_> {
         .collect();
 
     let tool_choice = match &request.tool_choice {
+        // Servers reject a tool_choice without tools, and it means nothing then.
+        _ if tools.is_empty() => None,
         ModelToolChoice::Default => None,
         ModelToolChoice::None => Some(json!("none")),
         ModelToolChoice::Auto => Some(json!("auto")),
@@ -312,6 +314,13 @@ mod tests {
             messages[2],
             json!({"role": "tool", "content": "sunny", "tool_call_id": "c1"})
         );
+    }
+
+    #[test]
+    fn no_tool_choice_without_tools() {
+        let body = body_for(r#"{"input":"hi","tool_choice":"none"}"#);
+        assert!(body.get("tool_choice").is_none(), "{body}");
+        assert!(body.get("tools").is_none());
     }
 
     #[test]
