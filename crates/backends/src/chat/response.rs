@@ -110,7 +110,8 @@ pub struct CompletionDetails {
     pub reasoning_tokens: Option<u64>,
 }
 
-/// A whole (non-streamed) completion.
+/// A whole (non-streamed) completion. Its message has the fields of a streamed
+/// delta, so it is read as one chunk that carries everything.
 #[derive(Debug, Deserialize)]
 pub struct ChatCompletion {
     #[serde(default)]
@@ -122,33 +123,11 @@ pub struct ChatCompletion {
 #[derive(Debug, Deserialize)]
 pub struct CompletionChoice {
     #[serde(default)]
-    pub message: Option<CompletionMessage>,
+    pub message: Option<ChatDelta>,
     #[serde(default)]
     pub logprobs: Option<ChatLogprobs>,
     #[serde(default)]
     pub finish_reason: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct CompletionMessage {
-    #[serde(default)]
-    pub content: Option<String>,
-    #[serde(default)]
-    pub reasoning_content: Option<String>,
-    #[serde(default)]
-    pub reasoning: Option<String>,
-    #[serde(default)]
-    pub refusal: Option<String>,
-    #[serde(default)]
-    pub tool_calls: Option<Vec<CompletionToolCall>>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct CompletionToolCall {
-    #[serde(default)]
-    pub id: Option<String>,
-    #[serde(default)]
-    pub function: FunctionDelta,
 }
 
 impl ChatUsage {
@@ -250,43 +229,22 @@ pub fn chunk_events(chunk: ChatChunk, out: &mut Vec<ModelEvent>) {
     }
 }
 
-/// The model events of a whole completion: reasoning, text, refusal, tool calls,
-/// finish, usage — the same events a stream would have produced.
+/// The model events of a whole completion: the same events a stream would have
+/// produced (reasoning, text, refusal, tool calls, finish, usage).
 pub fn completion_events(completion: ChatCompletion) -> Vec<ModelEvent> {
-    let mut out = Vec::new();
-    let Some(choice) = completion.choices.into_iter().next() else {
-        return out;
+    let choice = completion.choices.into_iter().next().map(|choice| ChunkChoice {
+        delta: choice.message,
+        logprobs: choice.logprobs,
+        // A completion always finished; some servers leave the reason out.
+        finish_reason: Some(choice.finish_reason.unwrap_or_else(|| "stop".to_owned())),
+    });
+    let chunk = ChatChunk {
+        choices: choice.into_iter().collect(),
+        usage: completion.usage,
+        error: None,
     };
-    let message = choice.message.unwrap_or_default();
-    if let Some(reasoning) = non_empty(message.reasoning_content.or(message.reasoning)) {
-        out.push(ModelEvent::ReasoningDelta(reasoning));
-    }
-    let logprobs = logprobs(choice.logprobs);
-    if let Some(text) = non_empty(message.content) {
-        out.push(ModelEvent::TextDelta { text, logprobs });
-    }
-    if let Some(refusal) = non_empty(message.refusal) {
-        out.push(ModelEvent::RefusalDelta(refusal));
-    }
-    for (index, call) in message
-        .tool_calls
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-    {
-        out.push(ModelEvent::ToolCallDelta {
-            index: index as u32,
-            id: call.id,
-            name: non_empty(call.function.name),
-            arguments: call.function.arguments.unwrap_or_default(),
-        });
-    }
-    out.push(ModelEvent::Finish(finish_reason(
-        choice.finish_reason.as_deref().unwrap_or("stop"),
-    )));
-    if let Some(usage) = completion.usage {
-        out.push(ModelEvent::Usage(usage.to_usage()));
-    }
+    let mut out = Vec::new();
+    chunk_events(chunk, &mut out);
     out
 }
 
