@@ -12,6 +12,7 @@ pub mod error;
 pub mod ids;
 pub mod model;
 pub mod prepare;
+pub mod store;
 pub mod stream;
 
 use std::sync::Arc;

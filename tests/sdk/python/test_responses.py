@@ -1,6 +1,9 @@
-"""The official OpenAI Python SDK against antwort in front of the mock backend:
-create, stream, function calls (single, parallel, continued), structured output,
-image input, logprobs, reasoning, refusals, length limits and error classes."""
+"""The official OpenAI Python SDK against antwort in front of antwort-mock: create and
+stream, input shapes and their translation to Chat Completions, function calls
+(single, parallel, continued), tool_choice, structured output, images, logprobs,
+reasoning, refusals, length limits, error classes, a cut stream and the model list.
+The mock reflects what it received ("echo: ... | messages: N ...") and is scripted
+by [[directives]] in the prompt (crates/mock/src/script.rs)."""
 
 import json
 
@@ -16,19 +19,35 @@ WEATHER = {
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
 }
 TIME = {"type": "function", "name": "get_time", "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}}}
+TWO_CALLS = '[[tool:get_weather:{"city":"Paris"}]] [[tool:get_time:{"tz":"UTC"}]]'
+PERSON_SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+    "required": ["name", "age"],
+    "additionalProperties": False,
+}
+TERMINAL = ("response.completed", "response.incomplete", "response.failed")
+
+
+def stream_events(client, **params):
+    return list(client.responses.create(stream=True, **params))
+
+
+# --- input shapes -------------------------------------------------------------
 
 
 def test_string_input(client):
     response = client.responses.create(model=MODEL, input="Hello from Python")
     assert response.status == "completed"
-    assert response.output_text.startswith("echo: Hello from Python | system: - | messages: 1")
+    assert response.id.startswith("resp_") and response.model == MODEL
+    assert "echo: Hello from Python" in response.output_text
     assert response.usage.total_tokens > 0
-    assert response.id.startswith("resp_")
 
 
 def test_instructions_are_a_system_message(client):
     response = client.responses.create(model=MODEL, instructions="Be terse.", input="hi")
     assert "system: Be terse." in response.output_text
+    assert "messages: 2" in response.output_text
     assert response.instructions == "Be terse."
 
 
@@ -46,38 +65,67 @@ def test_message_lists_every_role_with_and_without_type(client):
     assert response.output_text == "echo: second | system: sys / dev | messages: 5 | images: 0 | tools: -"
 
 
+def test_translation_to_chat_completions(client):
+    response = client.responses.create(
+        model=MODEL,
+        input=[
+            {"role": "developer", "content": "dev"},
+            {"role": "user", "content": [{"type": "input_text", "text": "[[echo_request]]"}]},
+        ],
+        max_output_tokens=16,
+        tools=[WEATHER],
+        tool_choice="required",
+    )
+    assert response.tool_choice == "required"
+    sent = json.loads(response.output_text)
+    assert sent["messages"][0] == {"role": "system", "content": "dev"}
+    assert sent["messages"][1]["role"] == "user"
+    assert sent["max_tokens"] == 16
+    assert sent["tool_choice"] == "required"
+    assert [tool["function"]["name"] for tool in sent["tools"]] == ["get_weather"]
+
+
+# --- streaming ----------------------------------------------------------------
+
+
 def test_stream_grammar(client):
-    events = list(client.responses.create(model=MODEL, input="stream me", stream=True))
+    events = stream_events(client, model=MODEL, input="stream me")
     types = [event.type for event in events]
     assert types[:2] == ["response.created", "response.in_progress"]
     assert [event.sequence_number for event in events] == list(range(len(events)))
-    terminal = [t for t in types if t in ("response.completed", "response.incomplete", "response.failed")]
-    assert terminal == ["response.completed"] and types[-1] == "response.completed"
+    assert [t for t in types if t in TERMINAL] == ["response.completed"]
+    assert types[-1] == "response.completed"
     deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
     done = [e for e in events if e.type == "response.output_text.done"]
     assert len(done) == 1 and done[0].text == deltas
-    assert events[-1].response.output_text == deltas
-    assert events[-1].response.usage is not None
+    assert deltas.startswith("echo: stream me")
+    final = events[-1].response
+    assert final.status == "completed" and final.output_text == deltas
+    assert final.usage is not None
 
 
 def test_stream_helper_final_response(client):
     with client.responses.stream(model=MODEL, input="helper") as stream:
         deltas = [event.delta for event in stream if event.type == "response.output_text.delta"]
         final = stream.get_final_response()
+    assert len(deltas) > 1
     assert "".join(deltas) == final.output_text
     assert final.output_text.startswith("echo: helper")
 
 
+# --- function calls -----------------------------------------------------------
+
+
 def test_function_call_then_continue_with_its_output(client):
-    first = client.responses.create(
-        model=MODEL, tools=[WEATHER], input='weather? [[tool:get_weather:{"city":"Paris"}]]'
-    )
-    assert [item.type for item in first.output] == ["function_call"]
+    first = client.responses.create(model=MODEL, tools=[WEATHER], input='weather? [[tool:get_weather:{"city":"Paris"}]]')
+    assert [item.type for item in first.output] == ["function_call"], "one call and no message"
     call = first.output[0]
     assert call.name == "get_weather"
     assert json.loads(call.arguments) == {"city": "Paris"}
     assert call.call_id
 
+    # The mock is stateless: the directive would script the call again, so the
+    # replayed user turn carries the question without it.
     second = client.responses.create(
         model=MODEL,
         tools=[WEATHER],
@@ -87,52 +135,49 @@ def test_function_call_then_continue_with_its_output(client):
             {"type": "function_call_output", "call_id": call.call_id, "output": '{"temp": 21}'},
         ],
     )
+    assert [item.type for item in second.output] == ["message"]
     # user, assistant with tool_calls, tool result.
     assert "messages: 3" in second.output_text
     assert "tools: get_weather" in second.output_text
 
 
 def test_parallel_function_calls(client):
-    response = client.responses.create(
-        model=MODEL,
-        tools=[WEATHER, TIME],
-        input='[[tool:get_weather:{"city":"Paris"}]] [[tool:get_time:{"tz":"UTC"}]]',
-    )
-    calls = [item for item in response.output if item.type == "function_call"]
-    assert [c.name for c in calls] == ["get_weather", "get_time"]
-    assert len({c.call_id for c in calls}) == 2
-    assert len(response.output) == 2, "no empty message beside the calls"
+    response = client.responses.create(model=MODEL, tools=[WEATHER, TIME], input=TWO_CALLS)
+    assert [item.type for item in response.output] == ["function_call", "function_call"]
+    assert [c.name for c in response.output] == ["get_weather", "get_time"]
+    assert [json.loads(c.arguments) for c in response.output] == [{"city": "Paris"}, {"tz": "UTC"}]
+    assert len({c.call_id for c in response.output}) == 2
 
 
 def test_parallel_function_calls_streamed(client):
-    events = list(
-        client.responses.create(
-            model=MODEL,
-            tools=[WEATHER, TIME],
-            input='[[tool:get_weather:{"city":"Paris"}]] [[tool:get_time:{"tz":"UTC"}]]',
-            stream=True,
-        )
-    )
+    events = stream_events(client, model=MODEL, tools=[WEATHER, TIME], input=TWO_CALLS)
     final = events[-1].response
-    arguments = {}
+    assert events[-1].type == "response.completed"
+    assert [item.name for item in final.output] == ["get_weather", "get_time"]
+    assert len({item.call_id for item in final.output}) == 2
+
+    deltas = {}
     for event in events:
         if event.type == "response.function_call_arguments.delta":
-            arguments[event.item_id] = arguments.get(event.item_id, "") + event.delta
-    for event in events:
-        if event.type == "response.function_call_arguments.done":
-            assert event.arguments == arguments[event.item_id]
-        if event.type == "response.output_item.done":
-            assert final.output[event.output_index].id == event.item.id
+            deltas[event.item_id] = deltas.get(event.item_id, "") + event.delta
+    done = {e.item_id: e.arguments for e in events if e.type == "response.function_call_arguments.done"}
+    assert done == deltas
+    assert done == {item.id: item.arguments for item in final.output}
+
+    added = [e for e in events if e.type == "response.output_item.added"]
+    finished = [e for e in events if e.type == "response.output_item.done"]
+    for event in added + finished:
+        assert final.output[event.output_index].id == event.item.id
+    assert sorted(e.output_index for e in finished) == [0, 1]
 
 
-def test_tool_choice_forms(client):
-    named = client.responses.create(
+def test_named_tool_choice_is_sent_in_the_chat_shape(client):
+    response = client.responses.create(
         model=MODEL, tools=[WEATHER], tool_choice={"type": "function", "name": "get_weather"}, input="[[echo_request]]"
     )
-    sent = json.loads(named.output_text)
+    assert response.tool_choice.name == "get_weather"
+    sent = json.loads(response.output_text)
     assert sent["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
-    required = client.responses.create(model=MODEL, tools=[WEATHER], tool_choice="required", input="hi")
-    assert required.tool_choice == "required"
 
 
 def test_tool_choice_naming_an_unknown_function_is_a_bad_request(client):
@@ -142,12 +187,7 @@ def test_tool_choice_naming_an_unknown_function_is_a_bad_request(client):
     assert error.value.body["param"] == "tool_choice"
 
 
-PERSON_SCHEMA = {
-    "type": "object",
-    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
-    "required": ["name", "age"],
-    "additionalProperties": False,
-}
+# --- output shapes ------------------------------------------------------------
 
 
 def test_structured_output_json_schema(client):
@@ -157,7 +197,8 @@ def test_structured_output_json_schema(client):
         text={"format": {"type": "json_schema", "name": "person", "schema": PERSON_SCHEMA, "strict": True}},
     )
     person = json.loads(response.output_text)
-    assert isinstance(person["name"], str) and isinstance(person["age"], int)
+    assert isinstance(person["name"], str)
+    assert isinstance(person["age"], int) and not isinstance(person["age"], bool)
 
 
 class Person(BaseModel):
@@ -168,6 +209,7 @@ class Person(BaseModel):
 def test_structured_output_parse(client):
     response = client.responses.parse(model=MODEL, input="who?", text_format=Person)
     assert isinstance(response.output_parsed, Person)
+    assert response.output_parsed == Person.model_validate_json(response.output_text)
 
 
 def test_image_input(client):
@@ -183,6 +225,7 @@ def test_image_input(client):
             }
         ],
     )
+    assert "echo: what is this" in response.output_text
     assert "images: 1" in response.output_text
 
 
@@ -192,19 +235,31 @@ def test_logprobs(client):
     )
     logprobs = response.output[0].content[0].logprobs
     assert [lp.token for lp in logprobs] == ["one ", "two"]
-    assert all(len(lp.top_logprobs) == 2 and lp.bytes for lp in logprobs)
+    for lp in logprobs:
+        assert isinstance(lp.logprob, float)
+        assert bytes(lp.bytes) == lp.token.encode()
+        assert len(lp.top_logprobs) == 2
 
 
 def test_reasoning_before_the_message(client):
     response = client.responses.create(model="mock-reasoning", input="why?")
     assert [item.type for item in response.output] == ["reasoning", "message"]
-    events = list(client.responses.create(model="mock-reasoning", input="why?", stream=True))
-    types = [event.type for event in events]
-    assert "response.reasoning.delta" in types and "response.reasoning.done" in types
+    scripted = client.responses.create(model=MODEL, input="[[reasoning:let me think]] why?")
+    assert [item.type for item in scripted.output] == ["reasoning", "message"]
+    assert scripted.output[0].content[0].text == "let me think"
+
+
+def test_reasoning_streamed(client):
+    types = [event.type for event in stream_events(client, model="mock-reasoning", input="why?")]
+    assert "response.reasoning.delta" in types
+    done = types.index("response.reasoning.done")
+    assert types.index("response.reasoning.delta") < done < types.index("response.output_text.delta")
+    assert types[-1] == "response.completed"
 
 
 def test_refusal(client):
     response = client.responses.create(model=MODEL, input="[[refuse:I cannot help]]")
+    assert [item.type for item in response.output] == ["message"]
     part = response.output[0].content[0]
     assert part.type == "refusal" and part.refusal == "I cannot help"
 
@@ -213,11 +268,18 @@ def test_length_limit_is_incomplete(client):
     response = client.responses.create(model=MODEL, input="[[finish:length]]", max_output_tokens=16)
     assert response.status == "incomplete"
     assert response.incomplete_details.reason == "max_output_tokens"
+    events = stream_events(client, model=MODEL, input="[[finish:length]]", max_output_tokens=16)
+    assert [e.type for e in events if e.type in TERMINAL] == ["response.incomplete"]
+    assert events[-1].response.incomplete_details.reason == "max_output_tokens"
+
+
+# --- errors -------------------------------------------------------------------
 
 
 def test_out_of_range_value_is_a_bad_request(client):
     with pytest.raises(openai.BadRequestError) as error:
         client.responses.create(model=MODEL, input="x", temperature=5)
+    assert error.value.status_code == 400
     assert error.value.body["param"] == "temperature"
 
 
@@ -225,16 +287,19 @@ def test_unknown_parameter_is_named(client):
     with pytest.raises(openai.BadRequestError) as error:
         client.responses.create(model=MODEL, input="x", extra_body={"bogus_field": 1})
     assert error.value.body["param"] == "bogus_field"
+    assert "bogus_field" in error.value.message
 
 
 def test_item_reference_without_storage_is_a_bad_request(client):
-    with pytest.raises(openai.BadRequestError):
+    with pytest.raises(openai.BadRequestError) as error:
         client.responses.create(model=MODEL, input=[{"type": "item_reference", "id": "msg_1"}])
+    assert error.value.status_code == 400
 
 
 def test_backend_rate_limit_is_a_rate_limit_error(no_retry_client):
     with pytest.raises(openai.RateLimitError) as error:
         no_retry_client.responses.create(model=MODEL, input="[[error:429]] [[retry_after:1]]")
+    assert error.value.status_code == 429
     assert error.value.response.headers["retry-after"] == "1"
 
 
@@ -245,23 +310,28 @@ def test_backend_failure_is_an_internal_server_error(no_retry_client):
 
 
 def test_unknown_model_is_not_found(no_retry_client):
-    with pytest.raises(openai.NotFoundError):
+    with pytest.raises(openai.NotFoundError) as error:
         no_retry_client.responses.create(model="missing-model", input="x")
+    assert error.value.status_code == 404
 
 
-def test_a_cut_stream_reports_the_failure(client):
-    events = []
-    raised = None
-    try:
-        for event in client.responses.create(model=MODEL, input="[[cut:3]] never finishes", stream=True):
-            events.append(event)
-    except openai.APIError as error:
-        raised = error
-    types = [event.type for event in events]
-    # Either the SDK surfaces the `error` event as an exception, or it hands over the
-    # `error` and `response.failed` events; a silent close would give neither.
-    assert raised is not None or types[-2:] == ["error", "response.failed"], types
-    assert "response.completed" not in types
+def test_a_cut_stream_reports_the_failure(no_retry_client):
+    params = {"model": MODEL, "input": "[[cut:3]] never finishes", "stream": True}
+    # The SDK turns the `error` event into an exception (not a connection error).
+    types = []
+    with pytest.raises(openai.APIError) as error:
+        for event in no_retry_client.responses.create(**params):
+            types.append(event.type)
+    assert not isinstance(error.value, openai.APIConnectionError)
+    assert error.value.body["type"] == "server_error" and error.value.message
+    assert "response.output_text.delta" in types and not any(t in TERMINAL for t in types)
+
+    # On the wire the stream ends with `error`, then `response.failed`.
+    with no_retry_client.responses.with_streaming_response.create(**params) as raw:
+        data = [json.loads(line[6:]) for line in raw.iter_lines() if line.startswith("data: {")]
+    assert [event["type"] for event in data][-2:] == ["error", "response.failed"]
+    assert data[-1]["response"]["status"] == "failed"
+    assert data[-1]["response"]["error"]["message"]
 
 
 def test_models_list(client):

@@ -232,12 +232,16 @@ pub fn chunk_events(chunk: ChatChunk, out: &mut Vec<ModelEvent>) {
 /// The model events of a whole completion: the same events a stream would have
 /// produced (reasoning, text, refusal, tool calls, finish, usage).
 pub fn completion_events(completion: ChatCompletion) -> Vec<ModelEvent> {
-    let choice = completion.choices.into_iter().next().map(|choice| ChunkChoice {
-        delta: choice.message,
-        logprobs: choice.logprobs,
-        // A completion always finished; some servers leave the reason out.
-        finish_reason: Some(choice.finish_reason.unwrap_or_else(|| "stop".to_owned())),
-    });
+    let choice = completion
+        .choices
+        .into_iter()
+        .next()
+        .map(|choice| ChunkChoice {
+            delta: choice.message,
+            logprobs: choice.logprobs,
+            // A completion always finished; some servers leave the reason out.
+            finish_reason: Some(choice.finish_reason.unwrap_or_else(|| "stop".to_owned())),
+        });
     let chunk = ChatChunk {
         choices: choice.into_iter().collect(),
         usage: completion.usage,

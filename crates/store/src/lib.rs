@@ -1,0 +1,31 @@
+//! Durable state: the engine's [`Store`](antwort_engine::store::Store) on SQLite
+//! (the embedded default: one local file, WAL, created on first start) and on
+//! PostgreSQL (a connection pool shared by any number of replicas).
+//!
+//! Both run the same SQL through sqlx's `Any` driver (placeholders are `$N`, which
+//! both accept); what differs by dialect is small and lives beside the query that
+//! needs it. Migrations are versioned files embedded in the binary and run at start.
+
+mod migrations;
+mod sql;
+
+use antwort_engine::store::StoreError;
+pub use sql::SqlStore;
+
+/// Which database, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// A SQLite file, created when missing.
+    Sqlite { path: String },
+    /// SQLite in memory: for tests and throwaway runs; gone when the process ends.
+    Memory,
+    /// A PostgreSQL URL, `postgres://user:password@host:port/database`.
+    Postgres { url: String, max_connections: u32 },
+}
+
+impl SqlStore {
+    /// Connects and runs pending migrations.
+    pub async fn open(config: &StoreConfig) -> Result<Self, StoreError> {
+        sql::SqlStore::connect(config).await
+    }
+}

@@ -1,0 +1,427 @@
+//! `SqlStore`: the Store trait in SQL, one implementation for SQLite and PostgreSQL.
+//!
+//! Every query is scoped by tenant; every value is a bound parameter. A chain of
+//! `previous_response_id` links is loaded with one recursive query whatever its
+//! depth.
+
+use antwort_api::{Item, Response};
+use antwort_engine::store::{ListQuery, Order, Page, Scope, Store, StoreError, StoredResponse};
+use async_trait::async_trait;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Row};
+
+use crate::StoreConfig;
+use crate::migrations::migrator;
+
+const INPUT: i64 = 0;
+const OUTPUT: i64 = 1;
+/// A chain longer than this is cut (the oldest links are dropped); it guards the
+/// recursive query against a cycle written by hand into the database.
+const MAX_CHAIN_DEPTH: i64 = 100_000;
+
+/// Numbers in-memory databases, so that two stores in one process never share one.
+static MEMORY_STORES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+pub struct SqlStore {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+fn unavailable(error: sqlx::Error) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+fn corrupt(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(error.to_string())
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(corrupt)
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(corrupt)
+}
+
+impl SqlStore {
+    pub(crate) async fn connect(config: &StoreConfig) -> Result<Self, StoreError> {
+        install_default_drivers();
+        let (url, dialect, max_connections) = match config {
+            // `mode=rwc` creates the file on first start.
+            StoreConfig::Sqlite { path } => {
+                (format!("sqlite://{path}?mode=rwc"), Dialect::Sqlite, 8)
+            }
+            // A named shared-cache memory database, so that every pooled connection
+            // sees the same data; it lives as long as one connection is open.
+            StoreConfig::Memory => (
+                format!(
+                    "sqlite:file:antwort-{}-{}?mode=memory&cache=shared",
+                    std::process::id(),
+                    MEMORY_STORES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                ),
+                Dialect::Sqlite,
+                8,
+            ),
+            StoreConfig::Postgres {
+                url,
+                max_connections,
+            } => (url.clone(), Dialect::Postgres, *max_connections),
+        };
+        let mut options = AnyPoolOptions::new().max_connections(max_connections);
+        if dialect == Dialect::Sqlite {
+            options = options
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .after_connect(|connection, _| {
+                    Box::pin(async move {
+                        // WAL lets readers run beside the writer; NORMAL sync keeps every
+                        // committed write across a process crash (only power loss can
+                        // lose the last ones); the busy timeout queues writers.
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *connection)
+                            .await?;
+                        sqlx::query("PRAGMA synchronous = NORMAL")
+                            .execute(&mut *connection)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 10000")
+                            .execute(&mut *connection)
+                            .await?;
+                        Ok(())
+                    })
+                });
+        }
+        let pool = options.connect(&url).await.map_err(unavailable)?;
+        migrator(dialect)
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migrations failed: {e}")))?;
+        Ok(Self { pool, dialect })
+    }
+
+    /// A condition on one metadata key, in this dialect; binds `$key` then `$value`.
+    fn metadata_condition(&self, key: usize, value: usize) -> String {
+        match self.dialect {
+            Dialect::Sqlite => format!("json_extract(metadata, ${key}) = ${value}"),
+            Dialect::Postgres => format!("(metadata::jsonb ->> ${key}) = ${value}"),
+        }
+    }
+
+    fn metadata_key(&self, key: &str) -> String {
+        match self.dialect {
+            // A JSON path with the key quoted, so that dots and spaces in keys are literal.
+            Dialect::Sqlite => format!("$.\"{}\"", key.replace('\\', "\\\\").replace('"', "\\\"")),
+            Dialect::Postgres => key.to_owned(),
+        }
+    }
+}
+
+fn item_id(item: &Item) -> String {
+    item.id().unwrap_or_default().to_owned()
+}
+
+/// Where a page starts and which way it runs, from `after`/`before` and `order`.
+struct Window {
+    /// SQL comparison against the cursor: `>` or `<`.
+    comparison: &'static str,
+    /// SQL order to read rows in.
+    read_order: &'static str,
+    /// True when rows were read against the list order and must be reversed.
+    reverse: bool,
+    cursor: Option<String>,
+}
+
+fn window(query: &ListQuery) -> Window {
+    let ascending = query.order == Order::Asc;
+    match (&query.after, &query.before) {
+        (_, Some(before)) => Window {
+            comparison: if ascending { "<" } else { ">" },
+            read_order: if ascending { "DESC" } else { "ASC" },
+            reverse: true,
+            cursor: Some(before.clone()),
+        },
+        (after, None) => Window {
+            comparison: if ascending { ">" } else { "<" },
+            read_order: if ascending { "ASC" } else { "DESC" },
+            reverse: false,
+            cursor: after.clone(),
+        },
+    }
+}
+
+fn page<T>(mut rows: Vec<T>, limit: u32, reverse: bool) -> Page<T> {
+    let limit = limit as usize;
+    let has_more = rows.len() > limit;
+    rows.truncate(limit);
+    if reverse {
+        rows.reverse();
+    }
+    Page {
+        data: rows,
+        has_more,
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn save_response(
+        &self,
+        scope: &Scope,
+        record: &StoredResponse,
+    ) -> Result<(), StoreError> {
+        let response = &record.response;
+        let body = to_json(response)?;
+        let metadata = to_json(&response.metadata)?;
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        sqlx::query("DELETE FROM response_items WHERE response_id = $1")
+            .bind(&response.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        sqlx::query("DELETE FROM responses WHERE id = $1")
+            .bind(&response.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        sqlx::query(
+            "INSERT INTO responses (id, tenant, owner, created_at, model, status, previous_response_id, metadata, body) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&response.id)
+        .bind(&scope.tenant)
+        .bind(&scope.owner)
+        .bind(response.created_at as i64)
+        .bind(&response.model)
+        .bind(response.status.as_str())
+        .bind(response.previous_response_id.clone())
+        .bind(metadata)
+        .bind(body)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        let items = record
+            .input
+            .iter()
+            .enumerate()
+            .map(|(position, item)| (INPUT, position, item))
+            .chain(
+                response
+                    .output
+                    .iter()
+                    .enumerate()
+                    .map(|(position, item)| (OUTPUT, position, item)),
+            );
+        for (kind, position, item) in items {
+            sqlx::query(
+                "INSERT INTO response_items (response_id, kind, position, item_id, tenant, body) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&response.id)
+            .bind(kind)
+            .bind(position as i64)
+            .bind(item_id(item))
+            .bind(&scope.tenant)
+            .bind(to_json(item)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn get_response(&self, scope: &Scope, id: &str) -> Result<Option<Response>, StoreError> {
+        let row = sqlx::query("SELECT body FROM responses WHERE id = $1 AND tenant = $2")
+            .bind(id)
+            .bind(&scope.tenant)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.map(|row| from_json(&row.get::<String, _>(0)))
+            .transpose()
+    }
+
+    async fn delete_response(&self, scope: &Scope, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let deleted = sqlx::query("DELETE FROM responses WHERE id = $1 AND tenant = $2")
+            .bind(id)
+            .bind(&scope.tenant)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
+        if deleted > 0 {
+            sqlx::query("DELETE FROM response_items WHERE response_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(deleted > 0)
+    }
+
+    async fn list_responses(
+        &self,
+        scope: &Scope,
+        query: &ListQuery,
+    ) -> Result<Page<Response>, StoreError> {
+        let window = window(query);
+        let mut sql = String::from("SELECT body FROM responses WHERE tenant = $1");
+        let mut binds: Vec<String> = vec![scope.tenant.clone()];
+        let next = |binds: &mut Vec<String>, value: String| {
+            binds.push(value);
+            binds.len()
+        };
+        if let Some(model) = &query.model {
+            let n = next(&mut binds, model.clone());
+            sql.push_str(&format!(" AND model = ${n}"));
+        }
+        if let Some(status) = &query.status {
+            let n = next(&mut binds, status.clone());
+            sql.push_str(&format!(" AND status = ${n}"));
+        }
+        for (key, value) in &query.metadata {
+            let k = next(&mut binds, self.metadata_key(key));
+            let v = next(&mut binds, value.clone());
+            sql.push_str(&format!(" AND {}", self.metadata_condition(k, v)));
+        }
+        if let Some(cursor) = &window.cursor {
+            let n = next(&mut binds, cursor.clone());
+            sql.push_str(&format!(" AND id {} ${n}", window.comparison));
+        }
+        // Ids are UUIDv7, so their order is creation order.
+        sql.push_str(&format!(
+            " ORDER BY id {} LIMIT {}",
+            window.read_order,
+            query.limit as u64 + 1
+        ));
+        let mut statement = sqlx::query(&sql);
+        for value in &binds {
+            statement = statement.bind(value);
+        }
+        let rows = statement.fetch_all(&self.pool).await.map_err(unavailable)?;
+        let responses = rows
+            .iter()
+            .map(|row| from_json(&row.get::<String, _>(0)))
+            .collect::<Result<Vec<Response>, _>>()?;
+        Ok(page(responses, query.limit, window.reverse))
+    }
+
+    async fn list_input_items(
+        &self,
+        scope: &Scope,
+        response_id: &str,
+        query: &ListQuery,
+    ) -> Result<Option<Page<Item>>, StoreError> {
+        let exists = sqlx::query("SELECT 1 FROM responses WHERE id = $1 AND tenant = $2")
+            .bind(response_id)
+            .bind(&scope.tenant)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let window = window(query);
+        let mut sql =
+            String::from("SELECT body FROM response_items WHERE response_id = $1 AND kind = $2");
+        if window.cursor.is_some() {
+            sql.push_str(&format!(
+                " AND position {} (SELECT position FROM response_items WHERE response_id = $1 AND kind = $2 AND item_id = $3)",
+                window.comparison
+            ));
+        }
+        sql.push_str(&format!(
+            " ORDER BY position {} LIMIT {}",
+            window.read_order,
+            query.limit as u64 + 1
+        ));
+        let mut statement = sqlx::query(&sql).bind(response_id).bind(INPUT);
+        if let Some(cursor) = &window.cursor {
+            statement = statement.bind(cursor);
+        }
+        let rows = statement.fetch_all(&self.pool).await.map_err(unavailable)?;
+        let items = rows
+            .iter()
+            .map(|row| from_json(&row.get::<String, _>(0)))
+            .collect::<Result<Vec<Item>, _>>()?;
+        Ok(Some(page(items, query.limit, window.reverse)))
+    }
+
+    async fn load_chain(
+        &self,
+        scope: &Scope,
+        response_id: &str,
+    ) -> Result<Option<Vec<Item>>, StoreError> {
+        let exists = sqlx::query("SELECT 1 FROM responses WHERE id = $1 AND tenant = $2")
+            .bind(response_id)
+            .bind(&scope.tenant)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        // Walk the links back from the newest response, then read every item of the
+        // chain in one pass: oldest response first, its input before its output.
+        let rows = sqlx::query(
+            "WITH RECURSIVE chain(id, depth) AS ( \
+                 SELECT id, 0 FROM responses WHERE id = $1 AND tenant = $2 \
+                 UNION ALL \
+                 SELECT r.previous_response_id, c.depth + 1 FROM responses r JOIN chain c ON r.id = c.id \
+                 WHERE r.previous_response_id IS NOT NULL AND r.tenant = $2 AND c.depth < $3 \
+             ) \
+             SELECT i.body FROM chain c JOIN response_items i ON i.response_id = c.id AND i.tenant = $2 \
+             ORDER BY c.depth DESC, i.kind ASC, i.position ASC",
+        )
+        .bind(response_id)
+        .bind(&scope.tenant)
+        .bind(MAX_CHAIN_DEPTH)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter()
+            .map(|row| from_json(&row.get::<String, _>(0)))
+            .collect::<Result<Vec<Item>, _>>()
+            .map(Some)
+    }
+
+    async fn get_items(&self, scope: &Scope, ids: &[String]) -> Result<Vec<Item>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT item_id, body FROM response_items WHERE tenant = $1 AND item_id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut statement = sqlx::query(&sql).bind(&scope.tenant);
+        for id in ids {
+            statement = statement.bind(id);
+        }
+        let rows = statement.fetch_all(&self.pool).await.map_err(unavailable)?;
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            // The same item may be stored twice (as output, then as the next input);
+            // any copy will do.
+            if let Some(row) = rows.iter().find(|row| row.get::<String, _>(0) == *id) {
+                found.push(from_json(&row.get::<String, _>(1))?);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn check_ready(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+}

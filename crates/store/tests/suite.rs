@@ -1,0 +1,481 @@
+//! The one storage test suite: every case runs against SQLite and against
+//! PostgreSQL (the server on 127.0.0.1:5432, or `ANTWORT_TEST_POSTGRES_URL`), each
+//! PostgreSQL run in a schema of its own. A machine without PostgreSQL fails these
+//! tests loudly unless `ANTWORT_TEST_POSTGRES=skip` says to leave it out.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a panic is the failure report"
+)]
+
+use std::collections::BTreeMap;
+
+use antwort_api::{
+    Item, MessageContent, MessageItem, Response, ResponseObject, ResponseStatus, Role, ServiceTier,
+    TextConfig, ToolChoice, Truncation,
+};
+use antwort_engine::store::{ListQuery, Order, Scope, Store, StoredResponse};
+use antwort_store::{SqlStore, StoreConfig};
+
+async fn stores() -> Vec<(&'static str, SqlStore)> {
+    let mut stores = vec![(
+        "sqlite",
+        SqlStore::open(&StoreConfig::Memory).await.unwrap(),
+    )];
+    if std::env::var("ANTWORT_TEST_POSTGRES").as_deref() == Ok("skip") {
+        eprintln!("!!! PostgreSQL store tests SKIPPED (ANTWORT_TEST_POSTGRES=skip) !!!");
+        return stores;
+    }
+    let base = std::env::var("ANTWORT_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
+    {
+        use sqlx::Connection;
+        let mut admin = sqlx::PgConnection::connect(&base).await.unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is not reachable at {base}: {e}. Start it (.ci/run does), point \
+                 ANTWORT_TEST_POSTGRES_URL at one, or set ANTWORT_TEST_POSTGRES=skip to leave these tests out."
+            )
+        });
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+    let url = format!("{base}?options=-c%20search_path%3D{schema}");
+    stores.push((
+        "postgres",
+        SqlStore::open(&StoreConfig::Postgres {
+            url,
+            max_connections: 4,
+        })
+        .await
+        .unwrap(),
+    ));
+    stores
+}
+
+fn message(id: &str, role: Role, text: &str) -> Item {
+    Item::Message(MessageItem {
+        id: Some(id.to_owned()),
+        status: Some(antwort_api::ItemStatus::Completed),
+        role,
+        content: MessageContent::Text(text.to_owned()),
+        phase: None,
+    })
+}
+
+fn response(id: &str, previous: Option<&str>, output: Vec<Item>) -> Response {
+    Response {
+        id: id.to_owned(),
+        object: ResponseObject::Response,
+        created_at: 1,
+        completed_at: Some(2),
+        status: ResponseStatus::Completed,
+        incomplete_details: None,
+        model: "m".to_owned(),
+        previous_response_id: previous.map(str::to_owned),
+        instructions: None,
+        output,
+        error: None,
+        tools: Vec::new(),
+        tool_choice: ToolChoice::default(),
+        truncation: Truncation::Disabled,
+        parallel_tool_calls: true,
+        text: TextConfig::default(),
+        top_p: 1.0,
+        presence_penalty: 0.0,
+        frequency_penalty: 0.0,
+        top_logprobs: 0,
+        temperature: 1.0,
+        reasoning: None,
+        usage: None,
+        max_output_tokens: None,
+        max_tool_calls: None,
+        store: true,
+        background: false,
+        service_tier: ServiceTier::Default,
+        metadata: BTreeMap::new(),
+        safety_identifier: None,
+        prompt_cache_key: None,
+        user: None,
+    }
+}
+
+/// Saves a turn: its input message and one output message.
+async fn turn(store: &SqlStore, scope: &Scope, id: &str, previous: Option<&str>) -> Response {
+    let response = response(
+        id,
+        previous,
+        vec![message(
+            &format!("out_{id}"),
+            Role::Assistant,
+            &format!("answer {id}"),
+        )],
+    );
+    let record = StoredResponse {
+        response: response.clone(),
+        input: vec![message(
+            &format!("in_{id}"),
+            Role::User,
+            &format!("question {id}"),
+        )],
+    };
+    store.save_response(scope, &record).await.unwrap();
+    response
+}
+
+fn texts(items: &[Item]) -> Vec<String> {
+    items
+        .iter()
+        .map(|item| match item {
+            Item::Message(m) => match &m.content {
+                MessageContent::Text(t) => t.clone(),
+                MessageContent::Parts(_) => "parts".into(),
+            },
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+fn query(limit: u32, order: Order) -> ListQuery {
+    ListQuery {
+        limit,
+        order,
+        ..ListQuery::default()
+    }
+}
+
+#[tokio::test]
+async fn saved_responses_read_back_and_delete() {
+    for (name, store) in stores().await {
+        let scope = Scope::default();
+        let saved = turn(&store, &scope, "resp_a", None).await;
+        assert_eq!(
+            store.get_response(&scope, "resp_a").await.unwrap(),
+            Some(saved),
+            "{name}"
+        );
+        assert_eq!(
+            store.get_response(&scope, "resp_missing").await.unwrap(),
+            None,
+            "{name}"
+        );
+        assert!(
+            store.delete_response(&scope, "resp_a").await.unwrap(),
+            "{name}"
+        );
+        assert!(
+            !store.delete_response(&scope, "resp_a").await.unwrap(),
+            "{name}"
+        );
+        assert_eq!(
+            store.get_response(&scope, "resp_a").await.unwrap(),
+            None,
+            "{name}"
+        );
+        assert!(
+            store
+                .get_items(&scope, &["in_resp_a".into()])
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}: items go too"
+        );
+        store.check_ready().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn saving_again_replaces() {
+    for (name, store) in stores().await {
+        let scope = Scope::default();
+        turn(&store, &scope, "resp_a", None).await;
+        let mut updated = response("resp_a", None, Vec::new());
+        updated.status = ResponseStatus::Failed;
+        store
+            .save_response(
+                &scope,
+                &StoredResponse {
+                    response: updated.clone(),
+                    input: Vec::new(),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get_response(&scope, "resp_a").await.unwrap(),
+            Some(updated),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn tenants_never_see_each_other() {
+    for (name, store) in stores().await {
+        let alice = Scope {
+            tenant: "alice".into(),
+            owner: "a".into(),
+        };
+        let bob = Scope {
+            tenant: "bob".into(),
+            owner: "b".into(),
+        };
+        turn(&store, &alice, "resp_a", None).await;
+        assert_eq!(
+            store.get_response(&bob, "resp_a").await.unwrap(),
+            None,
+            "{name}"
+        );
+        assert!(
+            !store.delete_response(&bob, "resp_a").await.unwrap(),
+            "{name}"
+        );
+        assert!(
+            store
+                .list_responses(&bob, &query(10, Order::Desc))
+                .await
+                .unwrap()
+                .data
+                .is_empty(),
+            "{name}"
+        );
+        assert_eq!(
+            store.load_chain(&bob, "resp_a").await.unwrap(),
+            None,
+            "{name}"
+        );
+        assert!(
+            store
+                .get_items(&bob, &["in_resp_a".into()])
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}"
+        );
+        assert_eq!(
+            store
+                .list_input_items(&bob, "resp_a", &query(10, Order::Asc))
+                .await
+                .unwrap(),
+            None,
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn chains_load_oldest_first_input_before_output() {
+    for (name, store) in stores().await {
+        let scope = Scope::default();
+        turn(&store, &scope, "resp_1", None).await;
+        turn(&store, &scope, "resp_2", Some("resp_1")).await;
+        turn(&store, &scope, "resp_3", Some("resp_2")).await;
+        let chain = store.load_chain(&scope, "resp_3").await.unwrap().unwrap();
+        assert_eq!(
+            texts(&chain),
+            [
+                "question resp_1",
+                "answer resp_1",
+                "question resp_2",
+                "answer resp_2",
+                "question resp_3",
+                "answer resp_3"
+            ],
+            "{name}"
+        );
+        assert_eq!(
+            store.load_chain(&scope, "resp_nope").await.unwrap(),
+            None,
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_long_chain_loads_whole() {
+    for (name, store) in stores().await {
+        let scope = Scope::default();
+        let mut previous: Option<String> = None;
+        for i in 0..200 {
+            let id = format!("resp_{i:04}");
+            turn(&store, &scope, &id, previous.as_deref()).await;
+            previous = Some(id);
+        }
+        let chain = store
+            .load_chain(&scope, "resp_0199")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(chain.len(), 400, "{name}");
+        assert_eq!(texts(&chain)[0], "question resp_0000", "{name}");
+    }
+}
+
+#[tokio::test]
+async fn lists_paginate_both_ways_and_filter() {
+    for (name, store) in stores().await {
+        let scope = Scope::default();
+        for i in 0..5 {
+            let mut r = response(&format!("resp_{i}"), None, Vec::new());
+            r.model = if i % 2 == 0 {
+                "even".into()
+            } else {
+                "odd".into()
+            };
+            r.metadata.insert("team".into(), format!("t{}", i % 2));
+            store
+                .save_response(
+                    &scope,
+                    &StoredResponse {
+                        response: r,
+                        input: Vec::new(),
+                    },
+                )
+                .await
+                .unwrap();
+        }
+        let ids = |page: &antwort_engine::store::Page<Response>| {
+            page.data.iter().map(|r| r.id.clone()).collect::<Vec<_>>()
+        };
+        let first = store
+            .list_responses(&scope, &query(2, Order::Desc))
+            .await
+            .unwrap();
+        assert_eq!(ids(&first), ["resp_4", "resp_3"], "{name}");
+        assert!(first.has_more);
+        let second = store
+            .list_responses(
+                &scope,
+                &ListQuery {
+                    after: Some("resp_3".into()),
+                    ..query(2, Order::Desc)
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(ids(&second), ["resp_2", "resp_1"], "{name}");
+        let last = store
+            .list_responses(
+                &scope,
+                &ListQuery {
+                    after: Some("resp_1".into()),
+                    ..query(2, Order::Desc)
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(ids(&last), ["resp_0"], "{name}");
+        assert!(!last.has_more, "{name}");
+        let back = store
+            .list_responses(
+                &scope,
+                &ListQuery {
+                    before: Some("resp_2".into()),
+                    ..query(2, Order::Desc)
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(ids(&back), ["resp_4", "resp_3"], "{name}");
+        let ascending = store
+            .list_responses(&scope, &query(3, Order::Asc))
+            .await
+            .unwrap();
+        assert_eq!(ids(&ascending), ["resp_0", "resp_1", "resp_2"], "{name}");
+        let by_model = store
+            .list_responses(
+                &scope,
+                &ListQuery {
+                    model: Some("odd".into()),
+                    ..query(10, Order::Asc)
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(ids(&by_model), ["resp_1", "resp_3"], "{name}");
+        let by_metadata = store
+            .list_responses(
+                &scope,
+                &ListQuery {
+                    metadata: vec![("team".into(), "t0".into())],
+                    ..query(10, Order::Asc)
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(ids(&by_metadata), ["resp_0", "resp_2", "resp_4"], "{name}");
+        let by_status = store
+            .list_responses(
+                &scope,
+                &ListQuery {
+                    status: Some("failed".into()),
+                    ..query(10, Order::Asc)
+                },
+            )
+            .await
+            .unwrap();
+        assert!(by_status.data.is_empty(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn input_items_paginate_and_items_resolve_by_id() {
+    for (name, store) in stores().await {
+        let scope = Scope::default();
+        let input: Vec<Item> = (0..4)
+            .map(|i| message(&format!("msg_{i}"), Role::User, &format!("q{i}")))
+            .collect();
+        store
+            .save_response(
+                &scope,
+                &StoredResponse {
+                    response: response(
+                        "resp_x",
+                        None,
+                        vec![message("msg_out", Role::Assistant, "a")],
+                    ),
+                    input,
+                },
+            )
+            .await
+            .unwrap();
+        let page = store
+            .list_input_items(&scope, "resp_x", &query(3, Order::Asc))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(texts(&page.data), ["q0", "q1", "q2"], "{name}");
+        assert!(page.has_more);
+        let rest = store
+            .list_input_items(
+                &scope,
+                "resp_x",
+                &ListQuery {
+                    after: Some("msg_2".into()),
+                    ..query(3, Order::Asc)
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(texts(&rest.data), ["q3"], "{name}");
+        let desc = store
+            .list_input_items(&scope, "resp_x", &query(2, Order::Desc))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(texts(&desc.data), ["q3", "q2"], "{name}");
+        let found = store
+            .get_items(
+                &scope,
+                &["msg_out".into(), "msg_1".into(), "msg_nope".into()],
+            )
+            .await
+            .unwrap();
+        assert_eq!(texts(&found), ["a", "q1"], "{name}");
+    }
+}
