@@ -36,7 +36,7 @@ show_logs() {
 
 "$ANTWORT_MOCK_BIN" --listen "127.0.0.1:$MOCK_PORT" >"$LOGS/mock.log" 2>&1 &
 pids+=($!)
-ANTWORT_BACKEND_URL="http://127.0.0.1:$MOCK_PORT" ANTWORT_MODEL=mock-model ANTWORT_KEEPALIVE_INTERVAL=200ms \
+ANTWORT_STORAGE=memory ANTWORT_BACKEND_URL="http://127.0.0.1:$MOCK_PORT" ANTWORT_MODEL=mock-model ANTWORT_KEEPALIVE_INTERVAL=200ms \
   "$ANTWORT_BIN" serve --listen "127.0.0.1:$GW_PORT" >"$LOGS/antwort.log" 2>&1 &
 pids+=($!)
 

@@ -18,8 +18,45 @@ pub struct Config {
     #[serde(default)]
     pub engine: EngineSection,
     #[serde(default)]
+    pub storage: StorageSection,
+    #[serde(default)]
     pub logging: LoggingSection,
 }
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSection {
+    #[serde(rename = "type")]
+    pub kind: StorageKind,
+    /// The SQLite file, or the PostgreSQL URL.
+    pub dsn: Option<String>,
+    /// PostgreSQL pool size.
+    pub max_conns: u32,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        Self {
+            kind: StorageKind::Sqlite,
+            dsn: None,
+            max_conns: 25,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    /// A local SQLite file (default `antwort.db`), created on first start.
+    Sqlite,
+    /// A PostgreSQL server shared by any number of replicas.
+    Postgres,
+    /// SQLite in memory: nothing survives the process.
+    Memory,
+}
+
+/// The SQLite file used when `storage.dsn` is not set.
+pub const DEFAULT_SQLITE_PATH: &str = "antwort.db";
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -231,6 +268,12 @@ impl Config {
         if let Some(v) = get("ANTWORT_REASONING_EVENTS") {
             self.engine.reasoning_events = choice("ANTWORT_REASONING_EVENTS", v)?;
         }
+        if let Some(v) = get("ANTWORT_STORAGE") {
+            self.storage.kind = choice("ANTWORT_STORAGE", v)?;
+        }
+        if let Some(v) = get("ANTWORT_STORAGE_DSN") {
+            self.storage.dsn = Some(v);
+        }
         if let Some(v) = get("ANTWORT_LOG_LEVEL") {
             self.logging.level = v;
         }
@@ -263,6 +306,26 @@ impl Config {
             return invalid("engine.default_model must not be empty when set".into());
         }
         self.listen_addr()?;
+        if self.storage.kind == StorageKind::Postgres {
+            match self.storage.dsn.as_deref() {
+                Some(dsn) if dsn.starts_with("postgres://") || dsn.starts_with("postgresql://") => {
+                }
+                Some(dsn) => {
+                    return invalid(format!(
+                        "storage.dsn `{}` is not a postgres:// URL",
+                        redact_password(dsn)
+                    ));
+                }
+                None => {
+                    return invalid(
+                        "storage.type postgres needs storage.dsn (ANTWORT_STORAGE_DSN), a postgres:// URL".into(),
+                    );
+                }
+            }
+            if self.storage.max_conns == 0 {
+                return invalid("storage.max_conns must be greater than 0".into());
+            }
+        }
         if self.server.max_body_bytes == 0 {
             return invalid("server.max_body_bytes must be greater than 0".into());
         }
@@ -304,6 +367,20 @@ impl Config {
             return Ok(Some(key.trim().to_owned()));
         }
         Ok(self.engine.api_key.clone().filter(|k| !k.is_empty()))
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, for messages.
+pub fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
     }
 }
 
@@ -387,6 +464,39 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("server.listen")
+        );
+    }
+
+    #[test]
+    fn storage_defaults_to_sqlite_and_postgres_needs_a_url() {
+        let mut config = Config::from_yaml("engine:\n  backend_url: http://a\n").unwrap();
+        assert_eq!(config.storage.kind, StorageKind::Sqlite);
+        config
+            .apply_env(env(&[("ANTWORT_STORAGE", "postgres")]))
+            .unwrap();
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("ANTWORT_STORAGE_DSN")
+        );
+        config
+            .apply_env(env(&[("ANTWORT_STORAGE_DSN", "mysql://u:pw@h/db")]))
+            .unwrap();
+        let error = config.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("u:***@h") && !error.contains("pw"),
+            "{error}"
+        );
+        config
+            .apply_env(env(&[("ANTWORT_STORAGE_DSN", "postgres://u:pw@h/db")]))
+            .unwrap();
+        config.validate().unwrap();
+        assert!(
+            config
+                .apply_env(env(&[("ANTWORT_STORAGE", "mongo")]))
+                .is_err()
         );
     }
 

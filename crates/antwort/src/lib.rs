@@ -8,13 +8,48 @@ use std::sync::Arc;
 use antwort_backends::{ChatBackend, ChatBackendConfig};
 use antwort_engine::{Engine, EngineConfig, ReasoningEventNames};
 use antwort_server::ServerConfig;
+use antwort_store::{SqlStore, StoreConfig};
 use anyhow::Context;
 use tokio::net::TcpListener;
 
 pub use config::Config;
 
+/// Opens the configured store, running migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<SqlStore> {
+    let store_config = match config.storage.kind {
+        config::StorageKind::Memory => StoreConfig::Memory,
+        config::StorageKind::Sqlite => StoreConfig::Sqlite {
+            path: config
+                .storage
+                .dsn
+                .clone()
+                .unwrap_or_else(|| config::DEFAULT_SQLITE_PATH.to_owned()),
+        },
+        config::StorageKind::Postgres => StoreConfig::Postgres {
+            url: config
+                .storage
+                .dsn
+                .clone()
+                .context("storage.dsn is required for postgres")?,
+            max_connections: config.storage.max_conns,
+        },
+    };
+    SqlStore::open(&store_config).await.map_err(|e| {
+        let target = config
+            .storage
+            .dsn
+            .as_deref()
+            .map(config::redact_password)
+            .unwrap_or_default();
+        anyhow::anyhow!(
+            "cannot open the {:?} store {target}: {e}",
+            config.storage.kind
+        )
+    })
+}
+
 /// Builds the application router from a validated configuration.
-pub fn build_router(config: &Config) -> anyhow::Result<axum::Router> {
+pub async fn build_router(config: &Config) -> anyhow::Result<axum::Router> {
     let backend_url = config
         .engine
         .backend_url
@@ -26,8 +61,10 @@ pub fn build_router(config: &Config) -> anyhow::Result<axum::Router> {
         connect_timeout: config.engine.connect_timeout,
         timeout: config.engine.backend_timeout,
     })?;
+    let store = open_store(config).await?;
     let engine = Engine::new(
         Arc::new(backend),
+        Arc::new(store),
         EngineConfig {
             default_model: config.engine.default_model.clone(),
             reasoning_event_names: match config.engine.reasoning_events {
@@ -52,7 +89,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let router = build_router(config)?;
+    let router = build_router(config).await?;
     let drain = config.server.shutdown_timeout;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {

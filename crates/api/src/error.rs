@@ -39,6 +39,8 @@ pub enum ErrorCode {
     BackendError,
     /// The backend did not answer in time.
     BackendTimeout,
+    /// The database could not be reached or refused a write.
+    StorageUnavailable,
     /// A bug or an unexpected state inside the gateway.
     InternalError,
 }
@@ -60,7 +62,7 @@ impl ErrorCode {
             Self::RateLimitExceeded => 429,
             Self::InternalError => 500,
             Self::BackendError => 502,
-            Self::BackendUnavailable => 503,
+            Self::BackendUnavailable | Self::StorageUnavailable => 503,
             Self::BackendTimeout => 504,
         }
     }
@@ -80,8 +82,11 @@ impl ErrorCode {
             | Self::ModelNotFound => "invalid_request_error",
             Self::NotFound => "not_found_error",
             Self::RateLimitExceeded => "rate_limit_error",
-            Self::BackendUnavailable | Self::BackendError | Self::BackendTimeout => "server_error",
-            Self::InternalError => "server_error",
+            Self::BackendUnavailable
+            | Self::BackendError
+            | Self::BackendTimeout
+            | Self::StorageUnavailable
+            | Self::InternalError => "server_error",
         }
     }
 
@@ -103,6 +108,7 @@ impl ErrorCode {
             Self::BackendUnavailable => "backend_unavailable",
             Self::BackendError => "backend_error",
             Self::BackendTimeout => "backend_timeout",
+            Self::StorageUnavailable => "storage_unavailable",
             Self::InternalError => "internal_error",
         }
     }
@@ -116,6 +122,34 @@ pub struct ApiError {
     pub param: Option<String>,
     /// Seconds the client should wait, forwarded from a backend's `Retry-After`.
     pub retry_after: Option<String>,
+}
+
+impl ErrorCode {
+    /// Every row, for looking a code up by its string.
+    pub const ALL: &'static [ErrorCode] = &[
+        Self::InvalidJson,
+        Self::InvalidValue,
+        Self::MissingRequiredParameter,
+        Self::UnknownParameter,
+        Self::UnsupportedParameter,
+        Self::PreviousResponseNotFound,
+        Self::RequestTooLarge,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::RateLimitExceeded,
+        Self::BackendBadRequest,
+        Self::ModelNotFound,
+        Self::BackendUnavailable,
+        Self::BackendError,
+        Self::BackendTimeout,
+        Self::StorageUnavailable,
+        Self::InternalError,
+    ];
+
+    /// The row whose `code` is `code`.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|row| row.as_str() == code)
+    }
 }
 
 impl ApiError {
@@ -202,6 +236,13 @@ mod tests {
             }})
         );
         assert_eq!(error.status(), 400);
+    }
+
+    #[test]
+    fn every_code_round_trips_through_its_string() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::from_code(code.as_str()), Some(*code));
+        }
     }
 
     #[test]

@@ -610,9 +610,14 @@ impl Assembler {
             return;
         }
         self.close_all(ItemStatus::Incomplete, out);
-        self.response.output = self.slots.drain(..).flatten().collect();
+        // After `finish`, the output already moved into the response.
+        if !self.slots.is_empty() {
+            self.response.output = self.slots.drain(..).flatten().collect();
+        }
         let body = error.body().error;
         self.response.status = ResponseStatus::Failed;
+        self.response.completed_at = None;
+        self.response.incomplete_details = None;
         self.response.error = Some(ResponseError {
             code: error.code.as_str().to_owned(),
             message: error.message.clone(),
@@ -625,6 +630,20 @@ impl Assembler {
             out,
         );
         self.finished = true;
+    }
+
+    /// Turns an emitted-but-unsent terminal event into `error` and
+    /// `response.failed` carrying the same sequence numbers onward, for when the
+    /// finished response could not be saved.
+    pub fn replace_terminal_with_failure(
+        &mut self,
+        terminal: StreamEvent,
+        error: ApiError,
+        out: &mut Vec<StreamEvent>,
+    ) {
+        self.next_sequence = terminal.sequence_number;
+        self.finished = false;
+        self.fail(error, out);
     }
 
     /// The response as it stands (final once `is_finished`).

@@ -47,6 +47,21 @@ pub fn backend_error(error: BackendError) -> ApiError {
     }
 }
 
+/// Store failures seen by a client: the database is down, or what it holds cannot
+/// be read.
+pub fn store_error(error: crate::store::StoreError) -> ApiError {
+    match error {
+        crate::store::StoreError::Unavailable(detail) => ApiError::new(
+            ErrorCode::StorageUnavailable,
+            format!("The store is unavailable: {detail}"),
+        ),
+        crate::store::StoreError::Corrupt(detail) => ApiError::new(
+            ErrorCode::InternalError,
+            format!("Stored data could not be read: {detail}"),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,6 +22,25 @@ pub fn reasoning_id() -> String {
     make("rs")
 }
 
+/// Gives every input item without an id one of its kind, so that stored input can
+/// be listed and referenced.
+pub fn assign_item_ids(items: &mut [antwort_api::Item]) {
+    use antwort_api::Item;
+    for item in items {
+        let (slot, prefix) = match item {
+            Item::Message(m) => (&mut m.id, "msg"),
+            Item::FunctionCall(c) => (&mut c.id, "fc"),
+            Item::FunctionCallOutput(o) => (&mut o.id, "fco"),
+            Item::Reasoning(r) => (&mut r.id, "rs"),
+            Item::Compaction(c) => (&mut c.id, "cmp"),
+            Item::ItemReference(_) => continue,
+        };
+        if slot.as_deref().is_none_or(str::is_empty) {
+            *slot = Some(make(prefix));
+        }
+    }
+}
+
 /// A call id for a tool call whose backend did not name it.
 pub fn call_id() -> String {
     make("call")

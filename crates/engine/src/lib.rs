@@ -8,6 +8,7 @@
 
 pub mod assembler;
 mod clock;
+mod context;
 pub mod error;
 pub mod ids;
 pub mod model;
@@ -23,6 +24,7 @@ pub use assembler::{Assembler, ReasoningEventNames};
 pub use model::{
     Backend, BackendError, FinishReason, ModelEvent, ModelRequest, ModelStream, ModelToolChoice,
 };
+pub use store::{Scope, Store};
 pub use stream::ResponseStream;
 
 /// Settings of the engine itself.
@@ -35,22 +37,66 @@ pub struct EngineConfig {
 
 /// A started response: its event stream and what the server reports beside it.
 pub struct Started {
-    pub stream: ResponseStream,
+    stream: ResponseStream,
+    /// Whether the response is stored, and so must finish without its client.
+    store: bool,
     /// Hosted tool types the request listed that were not offered to the model.
     pub skipped_tools: Vec<String>,
     pub response_id: String,
 }
 
+impl Started {
+    /// The events to send. A stored response runs on its own task, so that it
+    /// finishes and is saved even if the client goes away; an unstored one is pulled
+    /// by the client, so that its going away cancels generation upstream.
+    pub fn events(self) -> Events {
+        if self.store {
+            Events::Detached(self.stream.detach())
+        } else {
+            Events::Attached(Box::new(self.stream))
+        }
+    }
+}
+
+/// The event stream of a started response, attached to its client or detached.
+pub enum Events {
+    Attached(Box<ResponseStream>),
+    Detached(stream::DetachedStream),
+}
+
+impl futures::Stream for Events {
+    type Item = antwort_api::StreamEvent;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        match self.get_mut() {
+            Events::Attached(stream) => std::pin::Pin::new(stream.as_mut()).poll_next(cx),
+            Events::Detached(stream) => std::pin::Pin::new(stream).poll_next(cx),
+        }
+    }
+}
+
+impl Events {
+    /// The JSON view: the final response.
+    pub async fn into_response(self) -> Result<antwort_api::Response, ApiError> {
+        stream::final_response(self).await
+    }
+}
+
 #[derive(Clone)]
 pub struct Engine {
     backend: Arc<dyn Backend>,
+    store: Arc<dyn Store>,
     config: Arc<EngineConfig>,
 }
 
 impl Engine {
-    pub fn new(backend: Arc<dyn Backend>, config: EngineConfig) -> Self {
+    pub fn new(backend: Arc<dyn Backend>, store: Arc<dyn Store>, config: EngineConfig) -> Self {
         Self {
             backend,
+            store,
             config: Arc::new(config),
         }
     }
@@ -58,8 +104,12 @@ impl Engine {
     /// Validates the request and starts generation. Errors returned here happened
     /// before the first byte and are the client's HTTP status; later failures arrive
     /// as events in the stream.
-    pub async fn create(&self, request: CreateResponseRequest) -> Result<Started, ApiError> {
-        let plan = prepare::plan(
+    pub async fn create(
+        &self,
+        scope: &Scope,
+        request: CreateResponseRequest,
+    ) -> Result<Started, ApiError> {
+        let mut plan = prepare::plan(
             request,
             self.config.default_model.as_deref(),
             ids::response_id(),
@@ -71,11 +121,29 @@ impl Engine {
                 "hosted tools requested that this deployment does not run; not offered to the model"
             );
         }
+        let mut own_input = std::mem::take(&mut plan.model_request.input);
+        context::resolve_references(&*self.store, scope, &mut own_input).await?;
+        ids::assign_item_ids(&mut own_input);
+        let mut input = match &plan.previous_response_id {
+            Some(previous) => context::load_chain(&*self.store, scope, previous).await?,
+            None => Vec::new(),
+        };
+        let replayed = input.len();
+        input.extend(own_input.iter().cloned());
+        context::check_call_outputs(&input, replayed)?;
+        plan.model_request.input = input;
+
         let upstream = self
             .backend
             .generate(plan.model_request)
             .await
             .map_err(error::backend_error)?;
+        let store = plan.response.store;
+        let persist = store.then(|| stream::Persist {
+            store: self.store.clone(),
+            scope: scope.clone(),
+            input: own_input,
+        });
         let response_id = plan.response.id.clone();
         let assembler = Assembler::new(
             plan.response,
@@ -83,7 +151,8 @@ impl Engine {
             self.config.reasoning_event_names,
         );
         Ok(Started {
-            stream: ResponseStream::new(assembler, upstream),
+            stream: ResponseStream::new(assembler, upstream, persist),
+            store,
             skipped_tools: plan.skipped_tools,
             response_id,
         })
@@ -96,10 +165,17 @@ impl Engine {
             .map_err(error::backend_error)
     }
 
+    /// Checks the backend and the store.
     pub async fn check_ready(&self) -> Result<(), ApiError> {
+        self.store.check_ready().await.map_err(error::store_error)?;
         self.backend
             .check_ready()
             .await
             .map_err(error::backend_error)
+    }
+
+    /// The store, for the read and delete endpoints.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 }

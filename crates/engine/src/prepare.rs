@@ -21,6 +21,8 @@ pub struct Plan {
     pub skipped_tools: Vec<String>,
     /// Whether output text carries log probabilities.
     pub logprobs: bool,
+    /// The response whose conversation this one continues.
+    pub previous_response_id: Option<String>,
 }
 
 /// Builds the plan for `request`, using `default_model` when it names none.
@@ -112,7 +114,7 @@ pub fn plan(
         status: ResponseStatus::InProgress,
         incomplete_details: None,
         model,
-        previous_response_id: None,
+        previous_response_id: request.previous_response_id.clone(),
         instructions: request.instructions,
         output: Vec::new(),
         error: None,
@@ -150,19 +152,13 @@ pub fn plan(
         response,
         skipped_tools,
         logprobs,
+        previous_response_id: request.previous_response_id,
     })
 }
 
-/// Features whose machinery (stored state, background workers, prompt templates)
+/// Features whose machinery (conversations, background workers, prompt templates)
 /// is not in this build: a clear 400 beats a silently different answer.
 fn reject_unavailable_features(request: &CreateResponseRequest) -> Result<(), ApiError> {
-    if let Some(id) = &request.previous_response_id {
-        return Err(ApiError::new(
-            ErrorCode::PreviousResponseNotFound,
-            format!("Previous response with id '{id}' not found: this gateway does not store responses yet"),
-        )
-        .with_param("previous_response_id"));
-    }
     if request.conversation.is_some() {
         return Err(ApiError::unsupported(
             "conversation",
@@ -188,15 +184,6 @@ fn reject_unavailable_features(request: &CreateResponseRequest) -> Result<(), Ap
 fn check_input(input: &[Item]) -> Result<(), ApiError> {
     for (index, item) in input.iter().enumerate() {
         match item {
-            Item::ItemReference(reference) => {
-                return Err(ApiError::unsupported(
-                    format!("input[{index}]"),
-                    format!(
-                        "item_reference '{}' cannot be resolved: this gateway does not store items yet",
-                        reference.id
-                    ),
-                ));
-            }
             Item::Compaction(_) => {
                 return Err(ApiError::unsupported(
                     format!("input[{index}]"),
@@ -204,7 +191,11 @@ fn check_input(input: &[Item]) -> Result<(), ApiError> {
                 ));
             }
             Item::Message(message) => check_message(index, message)?,
-            Item::FunctionCall(_) | Item::FunctionCallOutput(_) | Item::Reasoning(_) => {}
+            // References are resolved against the store by the engine.
+            Item::FunctionCall(_)
+            | Item::FunctionCallOutput(_)
+            | Item::Reasoning(_)
+            | Item::ItemReference(_) => {}
         }
     }
     Ok(())
@@ -418,10 +409,11 @@ mod tests {
     }
 
     #[test]
-    fn stateful_features_give_clear_errors() {
-        let error = plan_for(r#"{"input":"hi","previous_response_id":"resp_x"}"#).unwrap_err();
-        assert_eq!(error.code, ErrorCode::PreviousResponseNotFound);
-        let error = plan_for(r#"{"input":[{"type":"item_reference","id":"msg_1"}]}"#).unwrap_err();
+    fn unavailable_features_give_clear_errors() {
+        let error = plan_for(r#"{"input":"hi","conversation":"conv_1"}"#).unwrap_err();
+        assert_eq!(error.param.as_deref(), Some("conversation"));
+        let error =
+            plan_for(r#"{"input":[{"type":"compaction","encrypted_content":"x"}]}"#).unwrap_err();
         assert_eq!(error.param.as_deref(), Some("input[0]"));
     }
 

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use antwort_api::{CreateResponseRequest, LogProb, Model, Usage};
+use antwort_engine::store::{ListQuery, Page, Scope, Store, StoreError, StoredResponse};
 use antwort_engine::{
     Backend, BackendError, Engine, EngineConfig, FinishReason, ModelEvent, ModelRequest,
     ModelStream, ReasoningEventNames,
@@ -37,6 +38,66 @@ impl Backend for ScriptedBackend {
         Ok(Vec::new())
     }
     async fn check_ready(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+}
+
+/// A store that records what was saved and knows nothing else: the storage suite
+/// covers real stores; these tests only need to see what the engine hands over.
+#[derive(Default)]
+struct RecordingStore {
+    saved: Mutex<Vec<StoredResponse>>,
+}
+
+#[async_trait]
+impl Store for RecordingStore {
+    async fn save_response(&self, _: &Scope, record: &StoredResponse) -> Result<(), StoreError> {
+        self.saved.lock().unwrap().push(record.clone());
+        Ok(())
+    }
+    async fn get_response(
+        &self,
+        _: &Scope,
+        _: &str,
+    ) -> Result<Option<antwort_api::Response>, StoreError> {
+        Ok(None)
+    }
+    async fn delete_response(&self, _: &Scope, _: &str) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    async fn list_responses(
+        &self,
+        _: &Scope,
+        _: &ListQuery,
+    ) -> Result<Page<antwort_api::Response>, StoreError> {
+        Ok(Page {
+            data: Vec::new(),
+            has_more: false,
+        })
+    }
+    async fn list_input_items(
+        &self,
+        _: &Scope,
+        _: &str,
+        _: &ListQuery,
+    ) -> Result<Option<Page<antwort_api::Item>>, StoreError> {
+        Ok(None)
+    }
+    async fn load_chain(
+        &self,
+        _: &Scope,
+        _: &str,
+    ) -> Result<Option<Vec<antwort_api::Item>>, StoreError> {
+        Ok(None)
+    }
+    async fn get_items(
+        &self,
+        _: &Scope,
+        _: &[String],
+    ) -> Result<Vec<antwort_api::Item>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn check_ready(&self) -> Result<(), StoreError> {
         Ok(())
     }
 }
@@ -70,16 +131,27 @@ async fn run_with(
         script,
         seen: Mutex::new(Vec::new()),
     });
+    let store = Arc::new(RecordingStore::default());
     let engine = Engine::new(
         backend,
+        store.clone(),
         EngineConfig {
             default_model: Some("test-model".into()),
             reasoning_event_names: names,
         },
     );
     let request = CreateResponseRequest::from_json(body.as_bytes()).unwrap();
-    let started = engine.create(request).await.unwrap();
-    let events: Vec<_> = started.stream.collect().await;
+    let started = engine.create(&Scope::default(), request).await.unwrap();
+    let events: Vec<_> = started.events().collect().await;
+    {
+        let saved = store.saved.lock().unwrap();
+        assert_eq!(saved.len(), 1, "a stored response is saved once");
+        assert_eq!(
+            Some(&saved[0].response),
+            events.last().unwrap().data.terminal_response(),
+            "what is saved is what the terminal event says"
+        );
+    }
     check_grammar(&events);
     let mut ids = HashMap::new();
     events

@@ -51,7 +51,15 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(engine: Engine, config: ServerConfig) -> Router {
     let state = AppState { engine, config };
     Router::new()
-        .route("/v1/responses", post(routes::responses::create))
+        .route(
+            "/v1/responses",
+            post(routes::responses::create).get(routes::stored::list_responses),
+        )
+        .route(
+            "/v1/responses/{id}",
+            get(routes::stored::get).delete(routes::stored::delete),
+        )
+        .route("/v1/responses/{id}/input_items", get(routes::stored::input_items))
         .route("/v1/models", get(routes::models::list))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))

@@ -5,12 +5,12 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use antwort_engine::ResponseStream;
+use antwort_api::StreamEvent;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
 
 pub fn sse_response(
-    stream: ResponseStream,
+    stream: impl Stream<Item = StreamEvent> + Send + 'static,
     keepalive: Duration,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let events = stream

@@ -113,6 +113,16 @@ def test_stream_helper_final_response(client):
     assert final.output_text.startswith("echo: helper")
 
 
+
+def test_keepalive_comments_during_a_slow_start_are_ignored(client):
+    # run.sh sets a 200 ms keepalive interval; the mock waits 500 ms before its first chunk.
+    params = {"model": MODEL, "input": "[[ttft_ms:500]] [[reply:ok]]"}
+    with client.responses.with_streaming_response.create(stream=True, **params) as raw:
+        assert ": keepalive" in list(raw.iter_lines())
+    events = stream_events(client, **params)
+    assert events[-1].type == "response.completed"
+    assert events[-1].response.output_text == "ok"
+
 # --- function calls -----------------------------------------------------------
 
 
@@ -290,7 +300,7 @@ def test_unknown_parameter_is_named(client):
     assert "bogus_field" in error.value.message
 
 
-def test_item_reference_without_storage_is_a_bad_request(client):
+def test_item_reference_to_nothing_stored_is_a_bad_request(client):
     with pytest.raises(openai.BadRequestError) as error:
         client.responses.create(model=MODEL, input=[{"type": "item_reference", "id": "msg_1"}])
     assert error.value.status_code == 400

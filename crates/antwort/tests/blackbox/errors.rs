@@ -101,7 +101,12 @@ async fn malformed_and_wrongly_typed_bodies_are_400s_naming_the_parameter() {
         ),
         (
             json!({"input": [{"type": "item_reference", "id": "msg_1"}]}),
-            "unsupported_parameter",
+            "invalid_value",
+            "input[0]",
+        ),
+        (
+            json!({"input": [{"type": "function_call_output", "call_id": "c_nowhere", "output": "x"}]}),
+            "invalid_value",
             "input[0]",
         ),
         (
@@ -218,6 +223,12 @@ async fn unknown_routes_and_methods_answer_in_the_error_shape() {
     let gateway = start().await;
     let missing = gateway.get("/v1/nothing").await;
     assert_error(&missing, 404, "not_found", None);
-    let wrong_method = gateway.get("/v1/responses").await;
-    assert_error(&wrong_method, 405, "method_not_allowed", None);
+    let wrong_method = crate::harness::client()
+        .put(format!("{}/v1/responses", gateway.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    let body: serde_json::Value = wrong_method.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed");
 }

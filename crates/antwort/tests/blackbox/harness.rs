@@ -28,6 +28,7 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Gateway {
     config.engine.backend_url = Some(mock_url);
     config.engine.default_model = Some("mock-model".into());
     config.server.keepalive_interval = Duration::from_millis(100);
+    config.storage.kind = antwort::config::StorageKind::Memory;
     adjust(&mut config);
     config.validate().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -14,5 +14,6 @@ mod harness;
 mod errors;
 mod input;
 mod operations;
+mod storage;
 mod streaming;
 mod translation;

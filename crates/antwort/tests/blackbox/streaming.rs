@@ -208,12 +208,12 @@ async fn schema_validation_covers_every_emitted_event_type() {
 }
 
 #[tokio::test]
-async fn a_client_that_disconnects_cancels_the_upstream_request() {
+async fn a_client_that_disconnects_cancels_an_unstored_upstream_request() {
     use futures::StreamExt;
     let gateway = start().await;
     let response = crate::harness::client()
         .post(format!("{}/v1/responses", gateway.url))
-        .json(&json!({"input": "[[tokens:500]] [[delay_ms:20]]", "stream": true}))
+        .json(&json!({"input": "[[tokens:500]] [[delay_ms:20]]", "stream": true, "store": false}))
         .send()
         .await
         .unwrap();

@@ -3,3 +3,4 @@
 pub mod health;
 pub mod models;
 pub mod responses;
+pub mod stored;

@@ -2,6 +2,7 @@
 //! stream to the view the client asked for (SSE, or the final JSON object).
 
 use antwort_api::{ApiError, CreateResponseRequest, ErrorCode, ResponseStatus};
+use antwort_engine::Scope;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
@@ -18,19 +19,26 @@ pub async fn create(State(state): State<AppState>, body: Body) -> Result<Respons
     let body = read_body(body, state.config.max_body_bytes).await?;
     let request = CreateResponseRequest::from_json(&body)?;
     let stream = request.stream.unwrap_or(false);
-    let started = state.engine.create(request).await?;
+    let started = state.engine.create(&Scope::default(), request).await?;
     let skipped = started.skipped_tools.join(",");
+    let events = started.events();
     let mut response = if stream {
-        sse_response(started.stream, state.config.keepalive_interval).into_response()
+        sse_response(events, state.config.keepalive_interval).into_response()
     } else {
-        let response = started.stream.into_response().await?;
+        let response = events.into_response().await?;
         if response.status == ResponseStatus::Failed {
-            let (code, message) = response
-                .error
-                .map(|e| (e.code, e.message))
-                .unwrap_or_else(|| ("backend_error".into(), "generation failed".into()));
-            tracing::warn!(code, "response failed after the backend accepted it");
-            return Err(ApiError::new(ErrorCode::BackendError, message).into());
+            let error = response.error.unwrap_or(antwort_api::ResponseError {
+                code: ErrorCode::BackendError.as_str().to_owned(),
+                message: "generation failed".to_owned(),
+            });
+            // The response failed after the backend accepted it: answer with the
+            // status of what failed (the backend, or the store).
+            let code = ErrorCode::from_code(&error.code).unwrap_or(ErrorCode::BackendError);
+            tracing::warn!(
+                code = error.code,
+                "response failed after the backend accepted it"
+            );
+            return Err(ApiError::new(code, error.message).into());
         }
         (StatusCode::OK, axum::Json(response)).into_response()
     };

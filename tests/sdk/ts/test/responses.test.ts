@@ -148,6 +148,19 @@ test("stream helper gives the final response", async () => {
   assert.ok(final.output_text.startsWith("echo: helper"), final.output_text);
 });
 
+test("keepalive comments during a slow start are ignored", async () => {
+  // run.sh sets a 200 ms keepalive interval; the mock waits 500 ms before its first chunk.
+  const params = { model: MODEL, input: "[[ttft_ms:500]] [[reply:ok]]", stream: true as const };
+  const raw = await client.responses.create(params).asResponse();
+  assert.ok((await raw.text()).split("\n").includes(": keepalive"));
+  const events = await collect(await client.responses.create(params));
+  const last = events.at(-1);
+  assert.ok(last?.type === "response.completed");
+  const done = events.find((e) => e.type === "response.output_text.done");
+  assert.ok(done?.type === "response.output_text.done");
+  assert.equal(done.text, "ok");
+});
+
 // --- function calls -----------------------------------------------------------
 
 test("function call, then its output continues the conversation", async () => {
@@ -381,7 +394,7 @@ test("an unknown parameter is a BadRequestError naming it", async () => {
   );
 });
 
-test("item_reference without storage is a BadRequestError", async () => {
+test("an item_reference to nothing stored is a BadRequestError", async () => {
   await assert.rejects(
     client.responses.create({ model: MODEL, input: [{ type: "item_reference", id: "msg_1" }] }),
     (error: unknown) => error instanceof OpenAI.BadRequestError && error.status === 400,

@@ -1,0 +1,87 @@
+//! The context a turn continues from: the stored chain behind
+//! `previous_response_id`, and stored items named by `item_reference`.
+
+use antwort_api::{ApiError, ErrorCode, Item};
+
+use crate::error::store_error;
+use crate::store::{Scope, Store};
+
+/// Every item of the chain that ends with `previous`, oldest first.
+pub async fn load_chain(
+    store: &dyn Store,
+    scope: &Scope,
+    previous: &str,
+) -> Result<Vec<Item>, ApiError> {
+    store
+        .load_chain(scope, previous)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::PreviousResponseNotFound,
+                format!("Previous response with id '{previous}' not found."),
+            )
+            .with_param("previous_response_id")
+        })
+}
+
+/// Replaces each `item_reference` with the stored item it names (one query for
+/// all of them); a reference to nothing is a 400 naming its position.
+pub async fn resolve_references(
+    store: &dyn Store,
+    scope: &Scope,
+    input: &mut [Item],
+) -> Result<(), ApiError> {
+    let wanted: Vec<String> = input
+        .iter()
+        .filter_map(|item| match item {
+            Item::ItemReference(reference) => Some(reference.id.clone()),
+            _ => None,
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let found = store.get_items(scope, &wanted).await.map_err(store_error)?;
+    for (index, item) in input.iter_mut().enumerate() {
+        let Item::ItemReference(reference) = item else {
+            continue;
+        };
+        let Some(stored) = found
+            .iter()
+            .find(|stored| stored.id() == Some(reference.id.as_str()))
+        else {
+            return Err(ApiError::invalid(
+                format!("input[{index}]"),
+                format!("item_reference '{}' names no stored item", reference.id),
+            ));
+        };
+        *item = stored.clone();
+    }
+    Ok(())
+}
+
+/// Every function_call_output must answer a function_call that comes before it,
+/// in the replayed chain or the new input: a backend would reject a tool message
+/// without its call, less clearly. `replayed` items come from the chain; the rest
+/// are the request's own, whose positions the error names.
+pub fn check_call_outputs(input: &[Item], replayed: usize) -> Result<(), ApiError> {
+    let mut calls: Vec<&str> = Vec::new();
+    for (index, item) in input.iter().enumerate() {
+        match item {
+            Item::FunctionCall(call) => calls.push(&call.call_id),
+            Item::FunctionCallOutput(output) if !calls.contains(&output.call_id.as_str()) => {
+                let param = format!("input[{}]", index.saturating_sub(replayed));
+                return Err(ApiError::invalid(
+                    param,
+                    format!(
+                        "No function call found for function_call_output with call_id '{}'",
+                        output.call_id
+                    ),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
