@@ -22,10 +22,15 @@ pub use items::{
     CompactionItem, FunctionCallItem, FunctionCallOutputItem, Input, Item, ItemReference,
     ItemStatus, MessageItem, Phase, ReasoningItem, Role,
 };
-pub use request::{CreateResponseRequest, Include, ServiceTier, StreamOptions, Truncation};
+pub use request::{
+    AddConversationItemsRequest, CreateConversationRequest, CreateResponseRequest, Include,
+    ServiceTier, StreamOptions, Truncation, UpdateConversationRequest, parse_json,
+    validate_metadata,
+};
 pub use response::{
-    IncompleteDetails, IncompleteReason, InputTokensDetails, Model, ModelList, OutputTokensDetails,
-    Response, ResponseError, ResponseObject, ResponseStatus, Usage,
+    Conversation, ConversationObject, ConversationRef, IncompleteDetails, IncompleteReason,
+    InputTokensDetails, Model, ModelList, OutputTokensDetails, Response, ResponseError,
+    ResponseObject, ResponseStatus, Usage,
 };
 pub use tools::{
     FunctionTool, HostedTool, JsonSchemaFormat, ReasoningConfig, ReasoningEffort, ReasoningSummary,

@@ -142,15 +142,44 @@ pub enum ServiceTier {
     Priority,
 }
 
+/// Parses a JSON body into `T`, with errors that name the parameter at fault.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        json_error(&path, &inner)
+    })
+}
+
+/// `POST /v1/conversations`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateConversationRequest {
+    #[serde(default)]
+    pub items: Option<Input>,
+    #[serde(default)]
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+/// `POST /v1/conversations/{id}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateConversationRequest {
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// `POST /v1/conversations/{id}/items`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddConversationItemsRequest {
+    pub items: Input,
+}
+
 impl CreateResponseRequest {
     /// Parses and validates a request body.
     pub fn from_json(body: &[u8]) -> Result<Self, ApiError> {
-        let deserializer = &mut serde_json::Deserializer::from_slice(body);
-        let request: Self = serde_path_to_error::deserialize(deserializer).map_err(|error| {
-            let path = error.path().to_string();
-            let inner = error.into_inner();
-            json_error(&path, &inner)
-        })?;
+        let request: Self = parse_json(body)?;
         request.validate()?;
         Ok(request)
     }
@@ -300,7 +329,8 @@ fn check_length(name: &str, value: Option<&str>, max: usize) -> Result<(), ApiEr
     }
 }
 
-fn validate_metadata(metadata: &BTreeMap<String, String>) -> Result<(), ApiError> {
+/// At most 16 keys of at most 64 characters, values of at most 512.
+pub fn validate_metadata(metadata: &BTreeMap<String, String>) -> Result<(), ApiError> {
     if metadata.len() > 16 {
         return Err(ApiError::invalid(
             "metadata",

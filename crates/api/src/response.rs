@@ -43,6 +43,32 @@ pub struct Response {
     pub safety_identifier: Option<String>,
     pub prompt_cache_key: Option<String>,
     pub user: Option<String>,
+    /// The conversation this response was added to, when the request named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<ConversationRef>,
+}
+
+/// `{"id": "conv_..."}` on a response that belongs to a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationRef {
+    pub id: String,
+}
+
+/// A conversation, in the OpenAI shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conversation {
+    pub id: String,
+    pub object: ConversationObject,
+    pub created_at: u64,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// The constant `"conversation"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ConversationObject {
+    #[default]
+    #[serde(rename = "conversation")]
+    Conversation,
 }
 
 /// The constant `"response"`.

@@ -25,6 +25,25 @@ pub async fn load_chain(
         })
 }
 
+/// Every item of a conversation, oldest first.
+pub async fn load_conversation(
+    store: &dyn Store,
+    scope: &Scope,
+    conversation: &str,
+) -> Result<Vec<Item>, ApiError> {
+    store
+        .load_conversation(scope, conversation)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NotFound,
+                format!("Conversation with id '{conversation}' not found."),
+            )
+            .with_param("conversation")
+        })
+}
+
 /// Replaces each `item_reference` with the stored item it names (one query for
 /// all of them); a reference to nothing is a 400 naming its position.
 pub async fn resolve_references(

@@ -10,6 +10,10 @@ pub fn response_id() -> String {
     make("resp")
 }
 
+pub fn conversation_id() -> String {
+    make("conv")
+}
+
 pub fn message_id() -> String {
     make("msg")
 }

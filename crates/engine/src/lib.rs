@@ -9,6 +9,7 @@
 pub mod assembler;
 mod clock;
 mod context;
+pub mod conversations;
 pub mod error;
 pub mod ids;
 pub mod model;
@@ -124,9 +125,12 @@ impl Engine {
         let mut own_input = std::mem::take(&mut plan.model_request.input);
         context::resolve_references(&*self.store, scope, &mut own_input).await?;
         ids::assign_item_ids(&mut own_input);
-        let mut input = match &plan.previous_response_id {
-            Some(previous) => context::load_chain(&*self.store, scope, previous).await?,
-            None => Vec::new(),
+        let mut input = match (&plan.previous_response_id, &plan.conversation_id) {
+            (Some(previous), _) => context::load_chain(&*self.store, scope, previous).await?,
+            (None, Some(conversation)) => {
+                context::load_conversation(&*self.store, scope, conversation).await?
+            }
+            (None, None) => Vec::new(),
         };
         let replayed = input.len();
         input.extend(own_input.iter().cloned());
@@ -138,11 +142,14 @@ impl Engine {
             .generate(plan.model_request)
             .await
             .map_err(error::backend_error)?;
-        let store = plan.response.store;
+        // Work whose result is kept (the response, or the conversation it joins)
+        // finishes without its client.
+        let store = plan.response.store || plan.conversation_id.is_some();
         let persist = store.then(|| stream::Persist {
             store: self.store.clone(),
             scope: scope.clone(),
             input: own_input,
+            conversation_id: plan.conversation_id.clone(),
         });
         let response_id = plan.response.id.clone();
         let assembler = Assembler::new(

@@ -23,6 +23,8 @@ pub struct Plan {
     pub logprobs: bool,
     /// The response whose conversation this one continues.
     pub previous_response_id: Option<String>,
+    /// The conversation this response reads from and is added to.
+    pub conversation_id: Option<String>,
 }
 
 /// Builds the plan for `request`, using `default_model` when it names none.
@@ -33,6 +35,7 @@ pub fn plan(
     created_at: u64,
 ) -> Result<Plan, ApiError> {
     reject_unavailable_features(&request)?;
+    let conversation_id = conversation_id(&request)?;
     let model = match (&request.model, default_model) {
         (Some(model), _) => model.clone(),
         (None, Some(default)) => default.to_owned(),
@@ -145,26 +148,27 @@ pub fn plan(
         safety_identifier: request.safety_identifier,
         prompt_cache_key: request.prompt_cache_key,
         user: request.user,
+        conversation: None,
     };
 
     Ok(Plan {
         model_request,
-        response,
         skipped_tools,
         logprobs,
         previous_response_id: request.previous_response_id,
+        response: Response {
+            conversation: conversation_id
+                .clone()
+                .map(|id| antwort_api::ConversationRef { id }),
+            ..response
+        },
+        conversation_id,
     })
 }
 
 /// Features whose machinery (conversations, background workers, prompt templates)
 /// is not in this build: a clear 400 beats a silently different answer.
 fn reject_unavailable_features(request: &CreateResponseRequest) -> Result<(), ApiError> {
-    if request.conversation.is_some() {
-        return Err(ApiError::unsupported(
-            "conversation",
-            "conversations need stored state, which this gateway does not keep yet",
-        ));
-    }
     if request.background == Some(true) {
         return Err(ApiError::unsupported(
             "background",
@@ -178,6 +182,35 @@ fn reject_unavailable_features(request: &CreateResponseRequest) -> Result<(), Ap
         ));
     }
     Ok(())
+}
+
+/// `conversation` is an id or `{"id": ...}`, and excludes `previous_response_id`.
+fn conversation_id(request: &CreateResponseRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = &request.conversation else {
+        return Ok(None);
+    };
+    let id = match value {
+        serde_json::Value::String(id) => Some(id.clone()),
+        serde_json::Value::Object(object) => object
+            .get("id")
+            .and_then(|id| id.as_str())
+            .map(str::to_owned),
+        _ => None,
+    }
+    .filter(|id| !id.is_empty())
+    .ok_or_else(|| {
+        ApiError::invalid(
+            "conversation",
+            "conversation must be an id or an object with an `id`",
+        )
+    })?;
+    if request.previous_response_id.is_some() {
+        return Err(ApiError::invalid(
+            "conversation",
+            "conversation and previous_response_id cannot be used together",
+        ));
+    }
+    Ok(Some(id))
 }
 
 /// Rejects input that can only be served with machinery this build lacks.
@@ -409,9 +442,30 @@ mod tests {
     }
 
     #[test]
-    fn unavailable_features_give_clear_errors() {
-        let error = plan_for(r#"{"input":"hi","conversation":"conv_1"}"#).unwrap_err();
+    fn conversation_takes_an_id_or_an_object_but_not_with_previous_response_id() {
+        assert_eq!(
+            plan_for(r#"{"input":"hi","conversation":"conv_1"}"#)
+                .unwrap()
+                .conversation_id
+                .as_deref(),
+            Some("conv_1")
+        );
+        assert_eq!(
+            plan_for(r#"{"input":"hi","conversation":{"id":"conv_2"}}"#)
+                .unwrap()
+                .conversation_id
+                .as_deref(),
+            Some("conv_2")
+        );
+        let error =
+            plan_for(r#"{"input":"hi","conversation":"conv_1","previous_response_id":"resp_1"}"#)
+                .unwrap_err();
         assert_eq!(error.param.as_deref(), Some("conversation"));
+        assert!(plan_for(r#"{"input":"hi","conversation":7}"#).is_err());
+    }
+
+    #[test]
+    fn unavailable_features_give_clear_errors() {
         let error =
             plan_for(r#"{"input":[{"type":"compaction","encrypted_content":"x"}]}"#).unwrap_err();
         assert_eq!(error.param.as_deref(), Some("input[0]"));

@@ -6,7 +6,9 @@
 //! Until authentication exists, every request has the default scope; isolation is
 //! therefore already a filter in every query, not a later migration.
 
-use antwort_api::{Item, Response};
+use std::collections::BTreeMap;
+
+use antwort_api::{Conversation, Item, Response};
 use async_trait::async_trait;
 
 /// Who a stored object belongs to.
@@ -25,12 +27,15 @@ impl Default for Scope {
     }
 }
 
-/// A response as stored: the object the client sees, and the input items it was
-/// given (each with an id), in order.
+/// A finished response to persist: the object the client sees, the input items it
+/// was given (each with an id), in order, and the conversation it joins. The
+/// response itself is kept only when `response.store` is true; a conversation gets
+/// the input and output items either way, in the same transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredResponse {
     pub response: Response,
     pub input: Vec<Item>,
+    pub conversation_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -109,6 +114,70 @@ pub trait Store: Send + Sync {
     /// Stored items (input or output of any response in this scope) by id; ids that
     /// match nothing are left out.
     async fn get_items(&self, scope: &Scope, ids: &[String]) -> Result<Vec<Item>, StoreError>;
+
+    /// Creates a conversation with its first items.
+    async fn create_conversation(
+        &self,
+        scope: &Scope,
+        conversation: &Conversation,
+        items: &[Item],
+    ) -> Result<(), StoreError>;
+
+    async fn get_conversation(
+        &self,
+        scope: &Scope,
+        id: &str,
+    ) -> Result<Option<Conversation>, StoreError>;
+
+    /// Replaces the metadata; `None` when the conversation does not exist.
+    async fn update_conversation(
+        &self,
+        scope: &Scope,
+        id: &str,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<Option<Conversation>, StoreError>;
+
+    /// Deletes the conversation and its items; true when something was deleted.
+    async fn delete_conversation(&self, scope: &Scope, id: &str) -> Result<bool, StoreError>;
+
+    /// Appends items; false when the conversation does not exist.
+    async fn add_conversation_items(
+        &self,
+        scope: &Scope,
+        id: &str,
+        items: &[Item],
+    ) -> Result<bool, StoreError>;
+
+    /// `None` when the conversation does not exist.
+    async fn list_conversation_items(
+        &self,
+        scope: &Scope,
+        id: &str,
+        query: &ListQuery,
+    ) -> Result<Option<Page<Item>>, StoreError>;
+
+    /// `None` when the conversation or the item does not exist.
+    async fn get_conversation_item(
+        &self,
+        scope: &Scope,
+        id: &str,
+        item_id: &str,
+    ) -> Result<Option<Item>, StoreError>;
+
+    /// True when the item was deleted.
+    async fn delete_conversation_item(
+        &self,
+        scope: &Scope,
+        id: &str,
+        item_id: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Every item of the conversation, oldest first; `None` when it does not exist.
+    async fn load_conversation(
+        &self,
+        scope: &Scope,
+        id: &str,
+    ) -> Result<Option<Vec<Item>>, StoreError>;
 
     /// Succeeds when the store answers.
     async fn check_ready(&self) -> Result<(), StoreError>;

@@ -28,6 +28,7 @@ pub(crate) struct Persist {
     pub scope: Scope,
     /// The request's own input items (with ids), not the replayed chain.
     pub input: Vec<Item>,
+    pub conversation_id: Option<String>,
 }
 
 pub struct ResponseStream {
@@ -102,6 +103,7 @@ impl ResponseStream {
         let record = StoredResponse {
             response: self.assembler.response().clone(),
             input: persist.input,
+            conversation_id: persist.conversation_id,
         };
         let (store, scope) = (persist.store, persist.scope);
         let save = async move { store.save_response(&scope, &record).await }.boxed();

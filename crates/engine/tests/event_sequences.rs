@@ -97,6 +97,71 @@ impl Store for RecordingStore {
     ) -> Result<Vec<antwort_api::Item>, StoreError> {
         Ok(Vec::new())
     }
+    async fn create_conversation(
+        &self,
+        _: &Scope,
+        _: &antwort_api::Conversation,
+        _: &[antwort_api::Item],
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn get_conversation(
+        &self,
+        _: &Scope,
+        _: &str,
+    ) -> Result<Option<antwort_api::Conversation>, StoreError> {
+        Ok(None)
+    }
+    async fn update_conversation(
+        &self,
+        _: &Scope,
+        _: &str,
+        _: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Option<antwort_api::Conversation>, StoreError> {
+        Ok(None)
+    }
+    async fn delete_conversation(&self, _: &Scope, _: &str) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    async fn add_conversation_items(
+        &self,
+        _: &Scope,
+        _: &str,
+        _: &[antwort_api::Item],
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    async fn list_conversation_items(
+        &self,
+        _: &Scope,
+        _: &str,
+        _: &ListQuery,
+    ) -> Result<Option<Page<antwort_api::Item>>, StoreError> {
+        Ok(None)
+    }
+    async fn get_conversation_item(
+        &self,
+        _: &Scope,
+        _: &str,
+        _: &str,
+    ) -> Result<Option<antwort_api::Item>, StoreError> {
+        Ok(None)
+    }
+    async fn delete_conversation_item(
+        &self,
+        _: &Scope,
+        _: &str,
+        _: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    async fn load_conversation(
+        &self,
+        _: &Scope,
+        _: &str,
+    ) -> Result<Option<Vec<antwort_api::Item>>, StoreError> {
+        Ok(None)
+    }
     async fn check_ready(&self) -> Result<(), StoreError> {
         Ok(())
     }

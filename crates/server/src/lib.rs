@@ -3,6 +3,7 @@
 //! This is the only crate that knows axum. Handlers are thin: they parse at the
 //! edge, call the engine, and choose a view of the engine's event stream.
 
+mod body;
 mod error;
 pub mod routes;
 mod sse;
@@ -60,12 +61,27 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
             get(routes::stored::get).delete(routes::stored::delete),
         )
         .route("/v1/responses/{id}/input_items", get(routes::stored::input_items))
+        .route("/v1/conversations", post(routes::conversations::create))
+        .route(
+            "/v1/conversations/{id}",
+            get(routes::conversations::get)
+                .post(routes::conversations::update)
+                .delete(routes::conversations::delete),
+        )
+        .route(
+            "/v1/conversations/{id}/items",
+            get(routes::conversations::list_items).post(routes::conversations::add_items),
+        )
+        .route(
+            "/v1/conversations/{id}/items/{item_id}",
+            get(routes::conversations::get_item).delete(routes::conversations::delete_item),
+        )
         .route("/v1/models", get(routes::models::list))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        // The create handler enforces its own limit so that the 413 has the OpenAI shape.
+        // Handlers read bodies through `body::read_body`, whose 413 has the OpenAI shape.
         .layer(DefaultBodyLimit::disable())
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {

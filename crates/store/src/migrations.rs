@@ -8,12 +8,20 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 use crate::sql::Dialect;
 
-const VERSIONS: &[(i64, &str, &str, &str)] = &[(
-    1,
-    "responses",
-    include_str!("../migrations/sqlite/0001_responses.sql"),
-    include_str!("../migrations/postgres/0001_responses.sql"),
-)];
+const VERSIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "responses",
+        include_str!("../migrations/sqlite/0001_responses.sql"),
+        include_str!("../migrations/postgres/0001_responses.sql"),
+    ),
+    (
+        2,
+        "conversations",
+        include_str!("../migrations/sqlite/0002_conversations.sql"),
+        include_str!("../migrations/postgres/0002_conversations.sql"),
+    ),
+];
 
 pub fn migrator(dialect: Dialect) -> Migrator {
     let migrations = VERSIONS

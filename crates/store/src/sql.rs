@@ -4,7 +4,9 @@
 //! `previous_response_id` links is loaded with one recursive query whatever its
 //! depth.
 
-use antwort_api::{Item, Response};
+use std::collections::BTreeMap;
+
+use antwort_api::{Conversation, ConversationObject, Item, Response};
 use antwort_engine::store::{ListQuery, Order, Page, Scope, Store, StoreError, StoredResponse};
 use async_trait::async_trait;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
@@ -168,6 +170,109 @@ fn page<T>(mut rows: Vec<T>, limit: u32, reverse: bool) -> Page<T> {
     }
 }
 
+type Transaction<'a> = sqlx::Transaction<'a, sqlx::Any>;
+
+/// Inserts or replaces a response row and its items.
+async fn write_response(
+    tx: &mut Transaction<'_>,
+    scope: &Scope,
+    record: &StoredResponse,
+) -> Result<(), StoreError> {
+    let response = &record.response;
+    sqlx::query("DELETE FROM response_items WHERE response_id = $1")
+        .bind(&response.id)
+        .execute(&mut **tx)
+        .await
+        .map_err(unavailable)?;
+    sqlx::query("DELETE FROM responses WHERE id = $1")
+        .bind(&response.id)
+        .execute(&mut **tx)
+        .await
+        .map_err(unavailable)?;
+    sqlx::query(
+        "INSERT INTO responses (id, tenant, owner, created_at, model, status, previous_response_id, metadata, body) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&response.id)
+    .bind(&scope.tenant)
+    .bind(&scope.owner)
+    .bind(response.created_at as i64)
+    .bind(&response.model)
+    .bind(response.status.as_str())
+    .bind(response.previous_response_id.clone())
+    .bind(to_json(&response.metadata)?)
+    .bind(to_json(response)?)
+    .execute(&mut **tx)
+    .await
+    .map_err(unavailable)?;
+    let items = record
+        .input
+        .iter()
+        .enumerate()
+        .map(|(position, item)| (INPUT, position, item))
+        .chain(
+            response
+                .output
+                .iter()
+                .enumerate()
+                .map(|(position, item)| (OUTPUT, position, item)),
+        );
+    for (kind, position, item) in items {
+        sqlx::query(
+            "INSERT INTO response_items (response_id, kind, position, item_id, tenant, body) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&response.id)
+        .bind(kind)
+        .bind(position as i64)
+        .bind(item_id(item))
+        .bind(&scope.tenant)
+        .bind(to_json(item)?)
+        .execute(&mut **tx)
+        .await
+        .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+/// Appends items to a conversation of this scope; false when there is none.
+async fn append_items(
+    tx: &mut Transaction<'_>,
+    scope: &Scope,
+    conversation: &str,
+    items: &[&Item],
+) -> Result<bool, StoreError> {
+    let exists = sqlx::query("SELECT 1 FROM conversations WHERE id = $1 AND tenant = $2")
+        .bind(conversation)
+        .bind(&scope.tenant)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(unavailable)?;
+    if exists.is_none() {
+        return Ok(false);
+    }
+    for item in items {
+        sqlx::query("INSERT INTO conversation_items (conversation_id, item_id, tenant, body) VALUES ($1, $2, $3, $4)")
+            .bind(conversation)
+            .bind(item_id(item))
+            .bind(&scope.tenant)
+            .bind(to_json(*item)?)
+            .execute(&mut **tx)
+            .await
+            .map_err(unavailable)?;
+    }
+    Ok(true)
+}
+
+fn conversation_from_row(row: &sqlx::any::AnyRow) -> Result<Conversation, StoreError> {
+    Ok(Conversation {
+        id: row.get::<String, _>(0),
+        object: ConversationObject::Conversation,
+        created_at: row.get::<i64, _>(1) as u64,
+        metadata: from_json(&row.get::<String, _>(2))?,
+    })
+}
+
 #[async_trait]
 impl Store for SqlStore {
     async fn save_response(
@@ -176,61 +281,13 @@ impl Store for SqlStore {
         record: &StoredResponse,
     ) -> Result<(), StoreError> {
         let response = &record.response;
-        let body = to_json(response)?;
-        let metadata = to_json(&response.metadata)?;
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        sqlx::query("DELETE FROM response_items WHERE response_id = $1")
-            .bind(&response.id)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
-        sqlx::query("DELETE FROM responses WHERE id = $1")
-            .bind(&response.id)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
-        sqlx::query(
-            "INSERT INTO responses (id, tenant, owner, created_at, model, status, previous_response_id, metadata, body) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&response.id)
-        .bind(&scope.tenant)
-        .bind(&scope.owner)
-        .bind(response.created_at as i64)
-        .bind(&response.model)
-        .bind(response.status.as_str())
-        .bind(response.previous_response_id.clone())
-        .bind(metadata)
-        .bind(body)
-        .execute(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-        let items = record
-            .input
-            .iter()
-            .enumerate()
-            .map(|(position, item)| (INPUT, position, item))
-            .chain(
-                response
-                    .output
-                    .iter()
-                    .enumerate()
-                    .map(|(position, item)| (OUTPUT, position, item)),
-            );
-        for (kind, position, item) in items {
-            sqlx::query(
-                "INSERT INTO response_items (response_id, kind, position, item_id, tenant, body) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&response.id)
-            .bind(kind)
-            .bind(position as i64)
-            .bind(item_id(item))
-            .bind(&scope.tenant)
-            .bind(to_json(item)?)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
+        if response.store {
+            write_response(&mut tx, scope, record).await?;
+        }
+        if let Some(conversation) = &record.conversation_id {
+            let items: Vec<&Item> = record.input.iter().chain(response.output.iter()).collect();
+            append_items(&mut tx, scope, conversation, &items).await?;
         }
         tx.commit().await.map_err(unavailable)
     }
@@ -415,6 +472,185 @@ impl Store for SqlStore {
             }
         }
         Ok(found)
+    }
+
+    async fn create_conversation(
+        &self,
+        scope: &Scope,
+        conversation: &Conversation,
+        items: &[Item],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        sqlx::query("INSERT INTO conversations (id, tenant, owner, created_at, metadata) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&conversation.id)
+            .bind(&scope.tenant)
+            .bind(&scope.owner)
+            .bind(conversation.created_at as i64)
+            .bind(to_json(&conversation.metadata)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        let items: Vec<&Item> = items.iter().collect();
+        append_items(&mut tx, scope, &conversation.id, &items).await?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn get_conversation(
+        &self,
+        scope: &Scope,
+        id: &str,
+    ) -> Result<Option<Conversation>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, created_at, metadata FROM conversations WHERE id = $1 AND tenant = $2",
+        )
+        .bind(id)
+        .bind(&scope.tenant)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        row.as_ref().map(conversation_from_row).transpose()
+    }
+
+    async fn update_conversation(
+        &self,
+        scope: &Scope,
+        id: &str,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<Option<Conversation>, StoreError> {
+        sqlx::query("UPDATE conversations SET metadata = $1 WHERE id = $2 AND tenant = $3")
+            .bind(to_json(metadata)?)
+            .bind(id)
+            .bind(&scope.tenant)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        self.get_conversation(scope, id).await
+    }
+
+    async fn delete_conversation(&self, scope: &Scope, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let deleted = sqlx::query("DELETE FROM conversations WHERE id = $1 AND tenant = $2")
+            .bind(id)
+            .bind(&scope.tenant)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
+        if deleted > 0 {
+            sqlx::query("DELETE FROM conversation_items WHERE conversation_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(deleted > 0)
+    }
+
+    async fn add_conversation_items(
+        &self,
+        scope: &Scope,
+        id: &str,
+        items: &[Item],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let items: Vec<&Item> = items.iter().collect();
+        let added = append_items(&mut tx, scope, id, &items).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(added)
+    }
+
+    async fn list_conversation_items(
+        &self,
+        scope: &Scope,
+        id: &str,
+        query: &ListQuery,
+    ) -> Result<Option<Page<Item>>, StoreError> {
+        if self.get_conversation(scope, id).await?.is_none() {
+            return Ok(None);
+        }
+        let window = window(query);
+        let mut sql = String::from(
+            "SELECT body FROM conversation_items WHERE conversation_id = $1 AND tenant = $2",
+        );
+        if window.cursor.is_some() {
+            sql.push_str(&format!(
+                " AND seq {} (SELECT MAX(seq) FROM conversation_items WHERE conversation_id = $1 AND item_id = $3)",
+                window.comparison
+            ));
+        }
+        sql.push_str(&format!(
+            " ORDER BY seq {} LIMIT {}",
+            window.read_order,
+            query.limit as u64 + 1
+        ));
+        let mut statement = sqlx::query(&sql).bind(id).bind(&scope.tenant);
+        if let Some(cursor) = &window.cursor {
+            statement = statement.bind(cursor);
+        }
+        let rows = statement.fetch_all(&self.pool).await.map_err(unavailable)?;
+        let items = rows
+            .iter()
+            .map(|row| from_json(&row.get::<String, _>(0)))
+            .collect::<Result<Vec<Item>, _>>()?;
+        Ok(Some(page(items, query.limit, window.reverse)))
+    }
+
+    async fn get_conversation_item(
+        &self,
+        scope: &Scope,
+        id: &str,
+        item_id: &str,
+    ) -> Result<Option<Item>, StoreError> {
+        let row = sqlx::query(
+            "SELECT body FROM conversation_items WHERE conversation_id = $1 AND tenant = $2 AND item_id = $3 \
+             ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(id)
+        .bind(&scope.tenant)
+        .bind(item_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        row.map(|row| from_json(&row.get::<String, _>(0)))
+            .transpose()
+    }
+
+    async fn delete_conversation_item(
+        &self,
+        scope: &Scope,
+        id: &str,
+        item_id: &str,
+    ) -> Result<bool, StoreError> {
+        let deleted = sqlx::query("DELETE FROM conversation_items WHERE conversation_id = $1 AND tenant = $2 AND item_id = $3")
+            .bind(id)
+            .bind(&scope.tenant)
+            .bind(item_id)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
+        Ok(deleted > 0)
+    }
+
+    async fn load_conversation(
+        &self,
+        scope: &Scope,
+        id: &str,
+    ) -> Result<Option<Vec<Item>>, StoreError> {
+        if self.get_conversation(scope, id).await?.is_none() {
+            return Ok(None);
+        }
+        let rows = sqlx::query("SELECT body FROM conversation_items WHERE conversation_id = $1 AND tenant = $2 ORDER BY seq ASC")
+            .bind(id)
+            .bind(&scope.tenant)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        rows.iter()
+            .map(|row| from_json(&row.get::<String, _>(0)))
+            .collect::<Result<Vec<Item>, _>>()
+            .map(Some)
     }
 
     async fn check_ready(&self) -> Result<(), StoreError> {

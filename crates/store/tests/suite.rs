@@ -101,6 +101,7 @@ fn response(id: &str, previous: Option<&str>, output: Vec<Item>) -> Response {
         safety_identifier: None,
         prompt_cache_key: None,
         user: None,
+        conversation: None,
     }
 }
 
@@ -116,6 +117,7 @@ async fn turn(store: &SqlStore, scope: &Scope, id: &str, previous: Option<&str>)
         )],
     );
     let record = StoredResponse {
+        conversation_id: None,
         response: response.clone(),
         input: vec![message(
             &format!("in_{id}"),
@@ -199,6 +201,7 @@ async fn saving_again_replaces() {
             .save_response(
                 &scope,
                 &StoredResponse {
+                    conversation_id: None,
                     response: updated.clone(),
                     input: Vec::new(),
                 },
@@ -331,6 +334,7 @@ async fn lists_paginate_both_ways_and_filter() {
                 .save_response(
                     &scope,
                     &StoredResponse {
+                        conversation_id: None,
                         response: r,
                         input: Vec::new(),
                     },
@@ -433,6 +437,7 @@ async fn input_items_paginate_and_items_resolve_by_id() {
             .save_response(
                 &scope,
                 &StoredResponse {
+                    conversation_id: None,
                     response: response(
                         "resp_x",
                         None,
@@ -477,5 +482,158 @@ async fn input_items_paginate_and_items_resolve_by_id() {
             .await
             .unwrap();
         assert_eq!(texts(&found), ["a", "q1"], "{name}");
+    }
+}
+
+#[tokio::test]
+async fn conversations_keep_items_in_order_and_join_responses() {
+    use antwort_api::{Conversation, ConversationObject};
+    for (name, store) in stores().await {
+        let scope = Scope::default();
+        let conversation = Conversation {
+            id: "conv_1".into(),
+            object: ConversationObject::Conversation,
+            created_at: 5,
+            metadata: BTreeMap::from([("topic".to_owned(), "demo".to_owned())]),
+        };
+        store
+            .create_conversation(
+                &scope,
+                &conversation,
+                &[message("msg_a", Role::User, "hello")],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get_conversation(&scope, "conv_1").await.unwrap(),
+            Some(conversation.clone()),
+            "{name}"
+        );
+        assert!(
+            store
+                .add_conversation_items(&scope, "conv_1", &[message("msg_b", Role::User, "more")])
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .add_conversation_items(&scope, "conv_nope", &[])
+                .await
+                .unwrap(),
+            "{name}"
+        );
+
+        // A finished response joins the conversation even when it is not stored itself.
+        let mut unstored = response(
+            "resp_c",
+            None,
+            vec![message("msg_out", Role::Assistant, "reply")],
+        );
+        unstored.store = false;
+        store
+            .save_response(
+                &scope,
+                &StoredResponse {
+                    conversation_id: Some("conv_1".into()),
+                    response: unstored,
+                    input: vec![message("msg_in", Role::User, "question")],
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get_response(&scope, "resp_c").await.unwrap(),
+            None,
+            "{name}"
+        );
+        let all = store
+            .load_conversation(&scope, "conv_1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            texts(&all),
+            ["hello", "more", "question", "reply"],
+            "{name}"
+        );
+
+        let page = store
+            .list_conversation_items(&scope, "conv_1", &query(2, Order::Desc))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(texts(&page.data), ["reply", "question"], "{name}");
+        assert!(page.has_more);
+        let next = store
+            .list_conversation_items(
+                &scope,
+                "conv_1",
+                &ListQuery {
+                    after: Some("msg_in".into()),
+                    ..query(2, Order::Desc)
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(texts(&next.data), ["more", "hello"], "{name}");
+
+        assert_eq!(
+            texts(&[store
+                .get_conversation_item(&scope, "conv_1", "msg_b")
+                .await
+                .unwrap()
+                .unwrap()]),
+            ["more"]
+        );
+        assert!(
+            store
+                .delete_conversation_item(&scope, "conv_1", "msg_b")
+                .await
+                .unwrap(),
+            "{name}"
+        );
+        assert_eq!(
+            store
+                .get_conversation_item(&scope, "conv_1", "msg_b")
+                .await
+                .unwrap(),
+            None,
+            "{name}"
+        );
+
+        let updated = store
+            .update_conversation(
+                &scope,
+                "conv_1",
+                &BTreeMap::from([("topic".to_owned(), "changed".to_owned())]),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(updated.metadata["topic"], "changed", "{name}");
+        let other = Scope {
+            tenant: "other".into(),
+            owner: "o".into(),
+        };
+        assert_eq!(
+            store.get_conversation(&other, "conv_1").await.unwrap(),
+            None,
+            "{name}"
+        );
+        assert_eq!(
+            store.load_conversation(&other, "conv_1").await.unwrap(),
+            None,
+            "{name}"
+        );
+        assert!(
+            store.delete_conversation(&scope, "conv_1").await.unwrap(),
+            "{name}"
+        );
+        assert_eq!(
+            store.load_conversation(&scope, "conv_1").await.unwrap(),
+            None,
+            "{name}"
+        );
     }
 }

@@ -11,6 +11,7 @@
 
 mod harness;
 
+mod conversations;
 mod errors;
 mod input;
 mod operations;

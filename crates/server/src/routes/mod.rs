@@ -1,6 +1,8 @@
 //! The HTTP routes, one module per resource.
 
+pub mod conversations;
 pub mod health;
+mod listing;
 pub mod models;
 pub mod responses;
 pub mod stored;

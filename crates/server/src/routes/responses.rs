@@ -3,7 +3,7 @@
 
 use antwort_api::{ApiError, CreateResponseRequest, ErrorCode, ResponseStatus};
 use antwort_engine::Scope;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +16,7 @@ use crate::sse::sse_response;
 pub const SKIPPED_TOOLS_HEADER: &str = "x-antwort-skipped-tools";
 
 pub async fn create(State(state): State<AppState>, body: Body) -> Result<Response, HttpError> {
-    let body = read_body(body, state.config.max_body_bytes).await?;
+    let body = crate::body::read_body(body, state.config.max_body_bytes).await?;
     let request = CreateResponseRequest::from_json(&body)?;
     let stream = request.stream.unwrap_or(false);
     let started = state.engine.create(&Scope::default(), request).await?;
@@ -48,23 +48,4 @@ pub async fn create(State(state): State<AppState>, body: Body) -> Result<Respons
         response.headers_mut().insert(SKIPPED_TOOLS_HEADER, value);
     }
     Ok(response)
-}
-
-/// Reads the body up to the configured limit; past it, a 413 in the OpenAI shape.
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|error| {
-        let too_large = std::error::Error::source(&error)
-            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-        if too_large {
-            ApiError::new(
-                ErrorCode::RequestTooLarge,
-                format!("The request body is larger than the limit of {limit} bytes"),
-            )
-        } else {
-            ApiError::new(
-                ErrorCode::InvalidJson,
-                format!("Cannot read the request body: {error}"),
-            )
-        }
-    })
 }
