@@ -12,6 +12,7 @@
 mod harness;
 
 mod conversations;
+mod crash;
 mod errors;
 mod input;
 mod operations;
