@@ -23,6 +23,13 @@ else
   cargo test --workspace --locked
 fi
 
+# The storage suite gives each PostgreSQL test a schema of its own; clear them away.
+if [ "${ANTWORT_TEST_POSTGRES:-}" != skip ] && command -v psql >/dev/null 2>&1; then
+  PG_URL="${ANTWORT_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+  psql "$PG_URL" -Atc "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 't\_%'" |
+    while read -r schema; do psql "$PG_URL" -qc "DROP SCHEMA $schema CASCADE" >/dev/null 2>&1; done || true
+fi
+
 step "SDK test dependencies"
 VENV="${VENV:-.venv}"
 if [ ! -x "$VENV/bin/python" ]; then
@@ -38,5 +45,16 @@ fi
 step "build the binaries"
 cargo build --locked -p antwort -p antwort-mock
 
-step "official SDK suites (Python, TypeScript) against the real binaries"
+step "official SDK suites (Python, TypeScript) against the real binaries, SQLite storage"
 VENV="$VENV" bash tests/sdk/run.sh
+
+step "official SDK suites again, PostgreSQL storage"
+if [ "${ANTWORT_TEST_POSTGRES:-}" = skip ]; then
+  echo "!!! PostgreSQL SDK run SKIPPED (ANTWORT_TEST_POSTGRES=skip) !!!"
+else
+  PG_URL="${ANTWORT_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+  schema="sdk_$(date +%s)_$$"
+  psql "$PG_URL" -qc "CREATE SCHEMA $schema"
+  trap 'psql "$PG_URL" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true' EXIT
+  SDK_STORAGE=postgres SDK_STORAGE_DSN="$PG_URL?options=-c%20search_path%3D$schema" VENV="$VENV" bash tests/sdk/run.sh
+fi

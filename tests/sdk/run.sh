@@ -11,6 +11,9 @@ cd "$(dirname "$0")/../.."
 ANTWORT_BIN="${ANTWORT_BIN:-target/debug/antwort}"
 ANTWORT_MOCK_BIN="${ANTWORT_MOCK_BIN:-target/debug/antwort-mock}"
 VENV="${VENV:-.venv}"
+# Which store the gateway runs on: memory (default) or postgres with SDK_STORAGE_DSN.
+SDK_STORAGE="${SDK_STORAGE:-memory}"
+SDK_STORAGE_DSN="${SDK_STORAGE_DSN:-}"
 LOGS="$(mktemp -d)"
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -36,7 +39,7 @@ show_logs() {
 
 "$ANTWORT_MOCK_BIN" --listen "127.0.0.1:$MOCK_PORT" >"$LOGS/mock.log" 2>&1 &
 pids+=($!)
-ANTWORT_STORAGE=memory ANTWORT_BACKEND_URL="http://127.0.0.1:$MOCK_PORT" ANTWORT_MODEL=mock-model ANTWORT_KEEPALIVE_INTERVAL=200ms \
+ANTWORT_STORAGE="$SDK_STORAGE" ANTWORT_STORAGE_DSN="$SDK_STORAGE_DSN" ANTWORT_BACKEND_URL="http://127.0.0.1:$MOCK_PORT" ANTWORT_MODEL=mock-model ANTWORT_KEEPALIVE_INTERVAL=200ms \
   "$ANTWORT_BIN" serve --listen "127.0.0.1:$GW_PORT" >"$LOGS/antwort.log" 2>&1 &
 pids+=($!)
 
