@@ -99,6 +99,10 @@ pub struct EngineSection {
     #[serde(deserialize_with = "duration")]
     pub backend_timeout: Duration,
     pub reasoning_events: ReasoningEvents,
+    /// Context window, in tokens, of models not listed in `context_windows`.
+    pub context_window: u64,
+    /// Context windows by model name.
+    pub context_windows: std::collections::BTreeMap<String, u64>,
 }
 
 impl Default for EngineSection {
@@ -112,6 +116,8 @@ impl Default for EngineSection {
             connect_timeout: Duration::from_secs(10),
             backend_timeout: Duration::from_secs(300),
             reasoning_events: ReasoningEvents::Openresponses,
+            context_window: antwort_engine::DEFAULT_CONTEXT_WINDOW,
+            context_windows: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -265,6 +271,9 @@ impl Config {
         if let Some(v) = get("ANTWORT_BACKEND_TIMEOUT") {
             self.engine.backend_timeout = duration("ANTWORT_BACKEND_TIMEOUT", v)?;
         }
+        if let Some(v) = get("ANTWORT_CONTEXT_WINDOW") {
+            self.engine.context_window = parse("ANTWORT_CONTEXT_WINDOW", v)?;
+        }
         if let Some(v) = get("ANTWORT_REASONING_EVENTS") {
             self.engine.reasoning_events = choice("ANTWORT_REASONING_EVENTS", v)?;
         }
@@ -331,6 +340,10 @@ impl Config {
         }
         if self.server.keepalive_interval.is_zero() {
             return invalid("server.keepalive_interval must be greater than 0".into());
+        }
+        if self.engine.context_window == 0 || self.engine.context_windows.values().any(|w| *w == 0)
+        {
+            return invalid("context windows must be greater than 0 tokens".into());
         }
         if self.engine.backend_timeout.is_zero() || self.engine.connect_timeout.is_zero() {
             return invalid("engine timeouts must be greater than 0".into());

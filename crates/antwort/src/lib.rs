@@ -71,6 +71,13 @@ pub async fn build_router(config: &Config) -> anyhow::Result<axum::Router> {
                 config::ReasoningEvents::Openresponses => ReasoningEventNames::OpenResponses,
                 config::ReasoningEvents::Openai => ReasoningEventNames::OpenAi,
             },
+            context_window: config.engine.context_window,
+            model_context_windows: config
+                .engine
+                .context_windows
+                .iter()
+                .map(|(model, window)| (model.clone(), *window))
+                .collect(),
         },
     );
     Ok(antwort_server::router(

@@ -21,6 +21,8 @@ pub enum ErrorCode {
     UnsupportedParameter,
     /// `previous_response_id` names no stored response.
     PreviousResponseNotFound,
+    /// The input does not fit the model's context window.
+    ContextLengthExceeded,
     /// The request body exceeds the configured limit.
     RequestTooLarge,
     /// The route or object does not exist.
@@ -55,6 +57,7 @@ impl ErrorCode {
             | Self::UnknownParameter
             | Self::UnsupportedParameter
             | Self::PreviousResponseNotFound
+            | Self::ContextLengthExceeded
             | Self::BackendBadRequest => 400,
             Self::NotFound | Self::ModelNotFound => 404,
             Self::MethodNotAllowed => 405,
@@ -76,6 +79,7 @@ impl ErrorCode {
             | Self::UnknownParameter
             | Self::UnsupportedParameter
             | Self::PreviousResponseNotFound
+            | Self::ContextLengthExceeded
             | Self::RequestTooLarge
             | Self::MethodNotAllowed
             | Self::BackendBadRequest
@@ -99,6 +103,7 @@ impl ErrorCode {
             Self::UnknownParameter => "unknown_parameter",
             Self::UnsupportedParameter => "unsupported_parameter",
             Self::PreviousResponseNotFound => "previous_response_not_found",
+            Self::ContextLengthExceeded => "context_length_exceeded",
             Self::RequestTooLarge => "request_too_large",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -133,6 +138,7 @@ impl ErrorCode {
         Self::UnknownParameter,
         Self::UnsupportedParameter,
         Self::PreviousResponseNotFound,
+        Self::ContextLengthExceeded,
         Self::RequestTooLarge,
         Self::NotFound,
         Self::MethodNotAllowed,

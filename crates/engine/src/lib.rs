@@ -16,10 +16,12 @@ pub mod model;
 pub mod prepare;
 pub mod store;
 pub mod stream;
+pub mod tokens;
+mod truncation;
 
 use std::sync::Arc;
 
-use antwort_api::{ApiError, CreateResponseRequest, Model};
+use antwort_api::{ApiError, CreateResponseRequest, Item, Model};
 
 pub use assembler::{Assembler, ReasoningEventNames};
 pub use model::{
@@ -29,11 +31,45 @@ pub use store::{Scope, Store};
 pub use stream::ResponseStream;
 
 /// Settings of the engine itself.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Used when a request names no model.
     pub default_model: Option<String>,
     pub reasoning_event_names: ReasoningEventNames,
+    /// Context window, in tokens, of models not listed in `model_context_windows`.
+    pub context_window: u64,
+    pub model_context_windows: std::collections::HashMap<String, u64>,
+}
+
+/// Large enough for current open models (Llama 3.x, Qwen 3 with YaRN, Mistral);
+/// smaller models are set per model in the configuration.
+pub const DEFAULT_CONTEXT_WINDOW: u64 = 131_072;
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            default_model: None,
+            reasoning_event_names: ReasoningEventNames::default(),
+            context_window: DEFAULT_CONTEXT_WINDOW,
+            model_context_windows: std::collections::HashMap::new(),
+        }
+    }
+}
+
+impl EngineConfig {
+    pub fn context_window(&self, model: &str) -> u64 {
+        self.model_context_windows
+            .get(model)
+            .copied()
+            .unwrap_or(self.context_window)
+    }
+}
+
+/// A turn ready for the backend: the plan, with the full context as its input, and
+/// the request's own input items (with ids), which are what gets stored.
+struct Turn {
+    plan: prepare::Plan,
+    own_input: Vec<Item>,
 }
 
 /// A started response: its event stream and what the server reports beside it.
@@ -102,26 +138,21 @@ impl Engine {
         }
     }
 
-    /// Validates the request and starts generation. Errors returned here happened
-    /// before the first byte and are the client's HTTP status; later failures arrive
-    /// as events in the stream.
-    pub async fn create(
+    /// Plans a turn and assembles its context: the stored chain or conversation,
+    /// resolved references, then the new input. With `fit` the turn is also fitted
+    /// into the model's context window.
+    async fn prepare_turn(
         &self,
         scope: &Scope,
         request: CreateResponseRequest,
-    ) -> Result<Started, ApiError> {
+        fit: bool,
+    ) -> Result<Turn, ApiError> {
         let mut plan = prepare::plan(
             request,
             self.config.default_model.as_deref(),
             ids::response_id(),
             clock::unix_now(),
         )?;
-        if !plan.skipped_tools.is_empty() {
-            tracing::warn!(
-                skipped_tools = ?plan.skipped_tools,
-                "hosted tools requested that this deployment does not run; not offered to the model"
-            );
-        }
         let mut own_input = std::mem::take(&mut plan.model_request.input);
         context::resolve_references(&*self.store, scope, &mut own_input).await?;
         ids::assign_item_ids(&mut own_input);
@@ -135,8 +166,44 @@ impl Engine {
         let replayed = input.len();
         input.extend(own_input.iter().cloned());
         context::check_call_outputs(&input, replayed)?;
+        if fit {
+            let request = &plan.model_request;
+            let fixed = tokens::count_fixed(request.instructions.as_deref(), &request.tools);
+            let window = self.config.context_window(&request.model);
+            let limit = window.saturating_sub(u64::from(request.max_output_tokens.unwrap_or(0)));
+            truncation::fit(&mut input, fixed, limit, plan.response.truncation)?;
+        }
         plan.model_request.input = input;
+        Ok(Turn { plan, own_input })
+    }
 
+    /// `POST /v1/responses/input_tokens`: what the input of this request would take.
+    pub async fn count_input_tokens(
+        &self,
+        scope: &Scope,
+        request: CreateResponseRequest,
+    ) -> Result<u64, ApiError> {
+        let turn = self.prepare_turn(scope, request, false).await?;
+        let request = &turn.plan.model_request;
+        let items: u64 = request.input.iter().map(tokens::count_item).sum();
+        Ok(items + tokens::count_fixed(request.instructions.as_deref(), &request.tools))
+    }
+
+    /// Validates the request and starts generation. Errors returned here happened
+    /// before the first byte and are the client's HTTP status; later failures arrive
+    /// as events in the stream.
+    pub async fn create(
+        &self,
+        scope: &Scope,
+        request: CreateResponseRequest,
+    ) -> Result<Started, ApiError> {
+        let Turn { plan, own_input } = self.prepare_turn(scope, request, true).await?;
+        if !plan.skipped_tools.is_empty() {
+            tracing::warn!(
+                skipped_tools = ?plan.skipped_tools,
+                "hosted tools requested that this deployment does not run; not offered to the model"
+            );
+        }
         let upstream = self
             .backend
             .generate(plan.model_request)

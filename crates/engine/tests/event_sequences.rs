@@ -203,6 +203,7 @@ async fn run_with(
         EngineConfig {
             default_model: Some("test-model".into()),
             reasoning_event_names: names,
+            ..EngineConfig::default()
         },
     );
     let request = CreateResponseRequest::from_json(body.as_bytes()).unwrap();

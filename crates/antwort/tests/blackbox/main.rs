@@ -11,6 +11,7 @@
 
 mod harness;
 
+mod context;
 mod conversations;
 mod crash;
 mod errors;

@@ -49,3 +49,19 @@ pub async fn create(State(state): State<AppState>, body: Body) -> Result<Respons
     }
     Ok(response)
 }
+
+/// `POST /v1/responses/input_tokens`: the input tokens the same body would take.
+pub async fn input_tokens(
+    State(state): State<AppState>,
+    body: Body,
+) -> Result<Response, HttpError> {
+    let body = crate::body::read_body(body, state.config.max_body_bytes).await?;
+    let request = CreateResponseRequest::from_json(&body)?;
+    let input_tokens = state
+        .engine
+        .count_input_tokens(&Scope::default(), request)
+        .await?;
+    let answer =
+        serde_json::json!({"object": "response.input_tokens", "input_tokens": input_tokens});
+    Ok((StatusCode::OK, axum::Json(answer)).into_response())
+}
