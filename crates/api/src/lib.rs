@@ -23,14 +23,14 @@ pub use items::{
     ItemStatus, MessageItem, Phase, ReasoningItem, Role,
 };
 pub use request::{
-    AddConversationItemsRequest, CreateConversationRequest, CreateResponseRequest, Include,
-    ServiceTier, StreamOptions, Truncation, UpdateConversationRequest, parse_json,
+    AddConversationItemsRequest, CompactRequest, CreateConversationRequest, CreateResponseRequest,
+    Include, ServiceTier, StreamOptions, Truncation, UpdateConversationRequest, parse_json,
     validate_metadata,
 };
 pub use response::{
-    Conversation, ConversationObject, ConversationRef, IncompleteDetails, IncompleteReason,
-    InputTokensDetails, Model, ModelList, OutputTokensDetails, Response, ResponseError,
-    ResponseObject, ResponseStatus, Usage,
+    Compaction, CompactionObject, Conversation, ConversationObject, ConversationRef,
+    IncompleteDetails, IncompleteReason, InputTokensDetails, Model, ModelList, OutputTokensDetails,
+    Response, ResponseError, ResponseObject, ResponseStatus, Usage,
 };
 pub use tools::{
     FunctionTool, HostedTool, JsonSchemaFormat, ReasoningConfig, ReasoningEffort, ReasoningSummary,

@@ -152,6 +152,31 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
     })
 }
 
+/// `POST /v1/responses/compact`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompactRequest {
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub input: Option<Input>,
+    #[serde(default)]
+    pub instructions: Option<String>,
+    #[serde(default)]
+    pub previous_response_id: Option<String>,
+    #[serde(default)]
+    pub prompt_cache_key: Option<String>,
+    /// Accepted for compatibility, not used.
+    #[serde(default)]
+    pub prompt_cache_options: Option<serde_json::Value>,
+    #[serde(default)]
+    pub prompt_cache_retention: Option<serde_json::Value>,
+    #[serde(default)]
+    pub service_tier: Option<serde_json::Value>,
+    #[serde(default)]
+    pub image: Option<serde_json::Value>,
+}
+
 /// `POST /v1/conversations`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

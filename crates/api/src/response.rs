@@ -171,3 +171,21 @@ pub struct ModelList {
     pub object: String,
     pub data: Vec<Model>,
 }
+
+/// The answer of `POST /v1/responses/compact`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Compaction {
+    pub id: String,
+    pub object: CompactionObject,
+    pub output: Vec<Item>,
+    pub created_at: u64,
+    pub usage: Usage,
+}
+
+/// The constant `"response.compaction"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum CompactionObject {
+    #[default]
+    #[serde(rename = "response.compaction")]
+    Compaction,
+}

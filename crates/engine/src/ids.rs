@@ -10,6 +10,10 @@ pub fn response_id() -> String {
     make("resp")
 }
 
+pub fn compaction_id() -> String {
+    make("cmp")
+}
+
 pub fn conversation_id() -> String {
     make("conv")
 }

@@ -8,6 +8,7 @@
 
 pub mod assembler;
 mod clock;
+pub mod compaction;
 mod context;
 pub mod conversations;
 pub mod error;

@@ -60,7 +60,11 @@ pub fn plan(
         Some(Input::Items(items)) => items,
     };
     check_input(&input)?;
-    if input.is_empty() && request.instructions.is_none() {
+    // Context can also come from instructions, a stored chain or a conversation.
+    let has_context = request.instructions.is_some()
+        || request.previous_response_id.is_some()
+        || request.conversation.is_some();
+    if input.is_empty() && !has_context {
         return Err(ApiError::new(
             ErrorCode::MissingRequiredParameter,
             "Missing required parameter: 'input' (or 'instructions')",
@@ -217,10 +221,12 @@ fn conversation_id(request: &CreateResponseRequest) -> Result<Option<String>, Ap
 fn check_input(input: &[Item]) -> Result<(), ApiError> {
     for (index, item) in input.iter().enumerate() {
         match item {
-            Item::Compaction(_) => {
-                return Err(ApiError::unsupported(
+            Item::Compaction(compaction)
+                if crate::compaction::summary(&compaction.encrypted_content).is_none() =>
+            {
+                return Err(ApiError::invalid(
                     format!("input[{index}]"),
-                    "compaction items are not supported yet",
+                    "this compaction item was not produced by this gateway and cannot be read here",
                 ));
             }
             Item::Message(message) => check_message(index, message)?,
@@ -228,7 +234,8 @@ fn check_input(input: &[Item]) -> Result<(), ApiError> {
             Item::FunctionCall(_)
             | Item::FunctionCallOutput(_)
             | Item::Reasoning(_)
-            | Item::ItemReference(_) => {}
+            | Item::ItemReference(_)
+            | Item::Compaction(_) => {}
         }
     }
     Ok(())

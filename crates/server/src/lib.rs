@@ -62,6 +62,7 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
         )
         .route("/v1/responses/{id}/input_items", get(routes::stored::input_items))
         .route("/v1/responses/input_tokens", post(routes::responses::input_tokens))
+        .route("/v1/responses/compact", post(routes::responses::compact))
         .route("/v1/conversations", post(routes::conversations::create))
         .route(
             "/v1/conversations/{id}",

@@ -89,3 +89,57 @@ async fn per_model_windows_override_the_default() {
         .await;
     assert_eq!(accepted.status, 200);
 }
+
+#[tokio::test]
+async fn compaction_summarises_and_the_summary_continues_the_conversation() {
+    let gateway = start().await;
+    let first = gateway.create(json!({"input": "my name is Ada"})).await;
+    let answer = gateway
+        .post("/v1/responses/compact", &json!({"model": "mock-model", "previous_response_id": first["id"], "input": "and I like tea"}))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    crate::harness::spec().check("CompactResource", &answer.body);
+    assert_eq!(answer.body["object"], "response.compaction");
+    let item = &answer.body["output"][0];
+    assert_eq!(item["type"], "compaction");
+    assert!(item["id"].as_str().unwrap().starts_with("cmp_"));
+    // The summary request saw the chain, the new input and the summary prompt.
+    let content = item["encrypted_content"].as_str().unwrap();
+    assert!(content.contains("messages: 4"), "{content}");
+    assert!(answer.body["usage"]["total_tokens"].as_u64().unwrap() > 0);
+
+    let continued = gateway
+        .create(json!({"input": [item, {"role": "user", "content": "what do I like? [[echo_request]]"}]}))
+        .await;
+    let sent: serde_json::Value = serde_json::from_str(&output_text(&continued)).unwrap();
+    assert_eq!(sent["messages"][0]["role"], "user");
+    assert!(
+        sent["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("Summary of the earlier conversation:\n")
+    );
+    assert_eq!(sent["messages"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn compaction_errors() {
+    let gateway = start().await;
+    let no_model = gateway
+        .post("/v1/responses/compact", &json!({"input": "x"}))
+        .await;
+    assert_eq!(no_model.status, 400);
+    assert_eq!(no_model.body["error"]["param"], "model");
+    let foreign = gateway
+        .post(
+            "/v1/responses",
+            &json!({"input": [{"type": "compaction", "encrypted_content": "gAAAAB-sealed"}]}),
+        )
+        .await;
+    assert_eq!(foreign.status, 400);
+    assert_eq!(foreign.body["error"]["param"], "input[0]");
+    let message_with_id_and_status = gateway
+        .create(json!({"input": [{"type": "message", "id": "msg_1", "status": "completed", "role": "user", "content": "hi"}]}))
+        .await;
+    assert_eq!(message_with_id_and_status["status"], "completed");
+}

@@ -334,7 +334,9 @@ impl Spec {
         let mut event_schemas = HashMap::new();
         for (name, schema) in &schemas {
             let is_event = name.ends_with("StreamingEvent");
-            if !(is_event || name == "ResponseResource" || name == "ErrorPayload") {
+            if !(is_event
+                || ["ResponseResource", "ErrorPayload", "CompactResource"].contains(&name.as_str()))
+            {
                 continue;
             }
             if is_event {

@@ -195,9 +195,25 @@ fn push_item<'a>(messages: &mut Vec<ChatMessage<'a>>, item: &'a Item) {
             tool_calls: Vec::new(),
             tool_call_id: Some(&output.call_id),
         }),
-        // Reasoning is not replayed (see the module comment); references and
-        // compaction items are resolved or rejected before a backend sees a turn.
-        Item::Reasoning(_) | Item::ItemReference(_) | Item::Compaction(_) => {}
+        // A summary of earlier turns, as a user message: a system message in the
+        // middle of a conversation breaks many open models' chat templates.
+        Item::Compaction(compaction) => {
+            if let Some(summary) =
+                antwort_engine::compaction::summary(&compaction.encrypted_content)
+            {
+                messages.push(ChatMessage {
+                    role: "user",
+                    content: Some(ChatContent::Text(Cow::Owned(format!(
+                        "Summary of the earlier conversation:\n{summary}"
+                    )))),
+                    tool_calls: Vec::new(),
+                    tool_call_id: None,
+                });
+            }
+        }
+        // Reasoning is not replayed (see the module comment); references are
+        // resolved before a backend sees a turn.
+        Item::Reasoning(_) | Item::ItemReference(_) => {}
     }
 }
 

@@ -65,3 +65,11 @@ pub async fn input_tokens(
         serde_json::json!({"object": "response.input_tokens", "input_tokens": input_tokens});
     Ok((StatusCode::OK, axum::Json(answer)).into_response())
 }
+
+/// `POST /v1/responses/compact`: the input summarised into one compaction item.
+pub async fn compact(State(state): State<AppState>, body: Body) -> Result<Response, HttpError> {
+    let body = crate::body::read_body(body, state.config.max_body_bytes).await?;
+    let request: antwort_api::CompactRequest = antwort_api::parse_json(&body)?;
+    let compaction = state.engine.compact(&Scope::default(), request).await?;
+    Ok((StatusCode::OK, axum::Json(compaction)).into_response())
+}
