@@ -48,8 +48,9 @@ pub async fn open_store(config: &Config) -> anyhow::Result<SqlStore> {
     })
 }
 
-/// Builds the application router from a validated configuration.
-pub async fn build_router(config: &Config) -> anyhow::Result<axum::Router> {
+/// Builds the application (router, and the engine behind it) from a validated
+/// configuration.
+pub async fn build_app(config: &Config) -> anyhow::Result<(axum::Router, Engine)> {
     let backend_url = config
         .engine
         .backend_url
@@ -80,23 +81,24 @@ pub async fn build_router(config: &Config) -> anyhow::Result<axum::Router> {
                 .collect(),
         },
     );
-    Ok(antwort_server::router(
-        engine,
+    let router = antwort_server::router(
+        engine.clone(),
         ServerConfig {
             max_body_bytes: config.server.max_body_bytes,
             keepalive_interval: config.server.keepalive_interval,
         },
-    ))
+    );
+    Ok((router, engine))
 }
 
-/// Serves until `shutdown` resolves, then drains open requests for at most
-/// `server.shutdown_timeout`.
+/// Serves until `shutdown` resolves, then, for at most `server.shutdown_timeout`,
+/// drains open requests and the stored responses still generating without a client.
 pub async fn serve(
     config: &Config,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let router = build_router(config).await?;
+    let (router, engine) = build_app(config).await?;
     let drain = config.server.shutdown_timeout;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
@@ -104,15 +106,26 @@ pub async fn serve(
         let _ = stop_tx.send(());
     });
     let mut server = std::pin::pin!(server.into_future());
-    tokio::select! {
-        result = &mut server => return result.context("server failed"),
-        _ = stop_rx => {}
-    }
-    tracing::info!(timeout = ?drain, "shutting down: draining open requests");
-    match tokio::time::timeout(drain, server).await {
+    // The server can finish in the same instant the signal arrives (nothing was
+    // open): whichever comes first, detached work is drained before returning.
+    let finished = tokio::select! {
+        result = &mut server => Some(result),
+        _ = stop_rx => None,
+    };
+    tracing::info!(timeout = ?drain, "shutting down: draining open requests and stored responses");
+    let drained = tokio::time::timeout(drain, async {
+        let served = match finished {
+            Some(result) => result,
+            None => server.await,
+        };
+        engine.drain().await;
+        served
+    })
+    .await;
+    match drained {
         Ok(result) => result.context("server failed while draining"),
         Err(_) => {
-            tracing::warn!("drain timeout reached; closing remaining connections");
+            tracing::warn!("drain timeout reached; closing what is still open");
             Ok(())
         }
     }

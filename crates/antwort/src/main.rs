@@ -137,6 +137,8 @@ fn main() -> ExitCode {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+        // The bound address, which differs from the configured one for port 0.
+        let addr = listener.local_addr()?;
         tracing::info!(
             %addr,
             backend = config.engine.backend_url.as_deref().unwrap_or(""),

@@ -78,6 +78,7 @@ pub struct Started {
     stream: ResponseStream,
     /// Whether the response is stored, and so must finish without its client.
     store: bool,
+    tasks: tokio_util::task::TaskTracker,
     /// Hosted tool types the request listed that were not offered to the model.
     pub skipped_tools: Vec<String>,
     pub response_id: String,
@@ -89,7 +90,7 @@ impl Started {
     /// by the client, so that its going away cancels generation upstream.
     pub fn events(self) -> Events {
         if self.store {
-            Events::Detached(self.stream.detach())
+            Events::Detached(self.stream.detach(&self.tasks))
         } else {
             Events::Attached(Box::new(self.stream))
         }
@@ -128,6 +129,8 @@ pub struct Engine {
     backend: Arc<dyn Backend>,
     store: Arc<dyn Store>,
     config: Arc<EngineConfig>,
+    /// Detached work (stored responses whose client may be gone), awaited on shutdown.
+    tasks: tokio_util::task::TaskTracker,
 }
 
 impl Engine {
@@ -136,7 +139,15 @@ impl Engine {
             backend,
             store,
             config: Arc::new(config),
+            tasks: tokio_util::task::TaskTracker::new(),
         }
+    }
+
+    /// Waits until every detached response has finished and been saved. Called on
+    /// shutdown, after the server stopped taking requests.
+    pub async fn drain(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
     }
 
     /// Plans a turn and assembles its context: the stored chain or conversation,
@@ -228,6 +239,7 @@ impl Engine {
         Ok(Started {
             stream: ResponseStream::new(assembler, upstream, persist),
             store,
+            tasks: self.tasks.clone(),
             skipped_tools: plan.skipped_tools,
             response_id,
         })

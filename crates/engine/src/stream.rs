@@ -59,12 +59,12 @@ impl ResponseStream {
         }
     }
 
-    /// Runs the stream to its end on a task of its own and hands back its events.
-    /// If the receiver is dropped (the client went away), the work still finishes
-    /// and is saved.
-    pub fn detach(self) -> DetachedStream {
+    /// Runs the stream to its end on a task of its own, tracked by `tasks` so that
+    /// shutdown can wait for it, and hands back its events. If the receiver is
+    /// dropped (the client went away), the work still finishes and is saved.
+    pub fn detach(self, tasks: &tokio_util::task::TaskTracker) -> DetachedStream {
         let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             let mut stream = self;
             while let Some(event) = stream.next().await {
                 // A closed receiver only means nobody watches any more.

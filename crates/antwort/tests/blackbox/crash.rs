@@ -15,20 +15,20 @@ struct Gateway {
     url: String,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A number for naming a scratch directory uniquely among concurrent tests.
+fn unique() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
-async fn launch(backend: &str, database: &std::path::Path, port: u16) -> Gateway {
-    let child = Command::new(env!("CARGO_BIN_EXE_antwort"))
+/// Starts the binary on a port of its own choosing (port 0) and reads the address
+/// it bound from its log, so that parallel tests can never meet on one port.
+async fn launch(backend: &str, database: &std::path::Path) -> Gateway {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_antwort"))
         .args([
             "serve",
             "--listen",
-            &format!("127.0.0.1:{port}"),
+            "127.0.0.1:0",
             "--backend-url",
             backend,
             "--model",
@@ -36,11 +36,40 @@ async fn launch(backend: &str, database: &std::path::Path, port: u16) -> Gateway
         ])
         .env("ANTWORT_STORAGE", "sqlite")
         .env("ANTWORT_STORAGE_DSN", database)
-        .env("ANTWORT_LOG_LEVEL", "warn")
-        .stdout(Stdio::null())
+        .env("ANTWORT_LOG_LEVEL", "antwort=info,warn")
+        .env("ANTWORT_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
+    let stdout = child.stdout.take().unwrap();
+    let log = database.with_extension("log");
+    let addr = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let addr = lines.find_map(|line| {
+            let line: serde_json::Value = serde_json::from_str(&line.ok()?).ok()?;
+            line["fields"]["addr"].as_str().map(str::to_owned)
+        });
+        // Keep draining the log (into a file beside the database, for failure
+        // reports) so that the process never blocks on a full pipe.
+        let log_path = log;
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log_path)
+                .unwrap();
+            for line in lines.map_while(Result::ok) {
+                let _ = writeln!(file, "{line}");
+            }
+        });
+        addr
+    })
+    .await
+    .unwrap()
+    .expect("the gateway logged the address it serves on");
+    let url = format!("http://{addr}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while client().get(format!("{url}/healthz")).send().await.is_err() {
         assert!(
@@ -57,15 +86,11 @@ async fn every_acknowledged_response_survives_a_kill() {
     let (backend, _) = antwort_mock::spawn(antwort_mock::Latency::default())
         .await
         .unwrap();
-    let dir = std::env::temp_dir().join(format!(
-        "antwort-crash-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
+    let dir =
+        std::env::temp_dir().join(format!("antwort-crash-{}-{}", std::process::id(), unique()));
     std::fs::create_dir_all(&dir).unwrap();
     let database = dir.join("antwort.db");
-    let port = free_port();
-    let mut gateway = launch(&backend, &database, port).await;
+    let mut gateway = launch(&backend, &database).await;
 
     let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
     let workers: Vec<_> = (0..8)
@@ -117,7 +142,7 @@ async fn every_acknowledged_response_survives_a_kill() {
     }
     let acknowledged = acknowledged.lock().unwrap().clone();
 
-    let mut restarted = launch(&backend, &database, port).await;
+    let mut restarted = launch(&backend, &database).await;
     let mut missing = Vec::new();
     for id in &acknowledged {
         let response = client()
@@ -142,4 +167,71 @@ async fn every_acknowledged_response_survives_a_kill() {
         missing.len(),
         acknowledged.len()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_stored_work_whose_client_left() {
+    use futures::StreamExt;
+    let (backend, _) = antwort_mock::spawn(antwort_mock::Latency::default())
+        .await
+        .unwrap();
+    let dir =
+        std::env::temp_dir().join(format!("antwort-drain-{}-{}", std::process::id(), unique()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let database = dir.join("antwort.db");
+    let gateway = launch(&backend, &database).await;
+
+    let response = client()
+        .post(format!("{}/v1/responses", gateway.url))
+        .json(&json!({"input": "[[tokens:20]] [[delay_ms:50]]", "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    let mut body = response.bytes_stream();
+    let mut received = String::new();
+    while !received.contains("response.output_text.delta") {
+        received.push_str(&String::from_utf8_lossy(
+            &body.next().await.unwrap().unwrap(),
+        ));
+    }
+    drop(body);
+    let id = received
+        .split("\"id\":\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_owned();
+
+    // SIGTERM while the response is still generating, its client gone.
+    let status = Command::new("kill")
+        .args(["-TERM", &gateway.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Waited for off the runtime: the mock backend that must finish the work runs on it.
+    let mut child = gateway.child;
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "a clean exit after draining");
+
+    let mut restarted = launch(&backend, &database).await;
+    let stored: serde_json::Value = client()
+        .get(format!("{}/v1/responses/{id}", restarted.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    restarted.child.kill().unwrap();
+    restarted.child.wait().unwrap();
+    let log = std::fs::read_to_string(database.with_extension("log")).unwrap_or_default();
+    assert_eq!(
+        stored["status"], "completed",
+        "{stored}\ngateway log:\n{log}"
+    );
+    assert_eq!(crate::harness::output_text(&stored), "lorem ".repeat(20));
+    let _ = std::fs::remove_dir_all(&dir);
 }
