@@ -52,6 +52,50 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError
 }
 
 impl SqlStore {
+    /// Deletes the row `id` of `parent` in this scope and, if there was one, the
+    /// rows of `children` that belong to it, in one transaction.
+    async fn delete_with_children(
+        &self,
+        scope: &Scope,
+        id: &str,
+        parent: &str,
+        children: &str,
+        parent_column: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let deleted = sqlx::query(&format!(
+            "DELETE FROM {parent} WHERE id = $1 AND tenant = $2"
+        ))
+        .bind(id)
+        .bind(&scope.tenant)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?
+        .rows_affected();
+        if deleted > 0 {
+            sqlx::query(&format!(
+                "DELETE FROM {children} WHERE {parent_column} = $1"
+            ))
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(deleted > 0)
+    }
+
+    /// Whether response `id` exists in this scope.
+    async fn response_exists(&self, scope: &Scope, id: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM responses WHERE id = $1 AND tenant = $2")
+            .bind(id)
+            .bind(&scope.tenant)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(row.is_some())
+    }
+
     pub(crate) async fn connect(config: &StoreConfig) -> Result<Self, StoreError> {
         install_default_drivers();
         let (url, dialect, max_connections) = match config {
@@ -122,6 +166,16 @@ impl SqlStore {
             Dialect::Postgres => key.to_owned(),
         }
     }
+}
+
+/// Decodes column `column` of every row from JSON.
+fn decode_all<T: serde::de::DeserializeOwned>(
+    rows: &[sqlx::any::AnyRow],
+    column: usize,
+) -> Result<Vec<T>, StoreError> {
+    rows.iter()
+        .map(|row| from_json(&row.get::<String, _>(column)))
+        .collect()
 }
 
 fn item_id(item: &Item) -> String {
@@ -304,23 +358,8 @@ impl Store for SqlStore {
     }
 
     async fn delete_response(&self, scope: &Scope, id: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        let deleted = sqlx::query("DELETE FROM responses WHERE id = $1 AND tenant = $2")
-            .bind(id)
-            .bind(&scope.tenant)
-            .execute(&mut *tx)
+        self.delete_with_children(scope, id, "responses", "response_items", "response_id")
             .await
-            .map_err(unavailable)?
-            .rows_affected();
-        if deleted > 0 {
-            sqlx::query("DELETE FROM response_items WHERE response_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-        }
-        tx.commit().await.map_err(unavailable)?;
-        Ok(deleted > 0)
     }
 
     async fn list_responses(
@@ -363,10 +402,7 @@ impl Store for SqlStore {
             statement = statement.bind(value);
         }
         let rows = statement.fetch_all(&self.pool).await.map_err(unavailable)?;
-        let responses = rows
-            .iter()
-            .map(|row| from_json(&row.get::<String, _>(0)))
-            .collect::<Result<Vec<Response>, _>>()?;
+        let responses: Vec<Response> = decode_all(&rows, 0)?;
         Ok(page(responses, query.limit, window.reverse))
     }
 
@@ -376,13 +412,7 @@ impl Store for SqlStore {
         response_id: &str,
         query: &ListQuery,
     ) -> Result<Option<Page<Item>>, StoreError> {
-        let exists = sqlx::query("SELECT 1 FROM responses WHERE id = $1 AND tenant = $2")
-            .bind(response_id)
-            .bind(&scope.tenant)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        if exists.is_none() {
+        if !self.response_exists(scope, response_id).await? {
             return Ok(None);
         }
         let window = window(query);
@@ -404,10 +434,7 @@ impl Store for SqlStore {
             statement = statement.bind(cursor);
         }
         let rows = statement.fetch_all(&self.pool).await.map_err(unavailable)?;
-        let items = rows
-            .iter()
-            .map(|row| from_json(&row.get::<String, _>(0)))
-            .collect::<Result<Vec<Item>, _>>()?;
+        let items: Vec<Item> = decode_all(&rows, 0)?;
         Ok(Some(page(items, query.limit, window.reverse)))
     }
 
@@ -416,13 +443,7 @@ impl Store for SqlStore {
         scope: &Scope,
         response_id: &str,
     ) -> Result<Option<Vec<Item>>, StoreError> {
-        let exists = sqlx::query("SELECT 1 FROM responses WHERE id = $1 AND tenant = $2")
-            .bind(response_id)
-            .bind(&scope.tenant)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        if exists.is_none() {
+        if !self.response_exists(scope, response_id).await? {
             return Ok(None);
         }
         // Walk the links back from the newest response, then read every item of the
@@ -443,10 +464,7 @@ impl Store for SqlStore {
         .fetch_all(&self.pool)
         .await
         .map_err(unavailable)?;
-        rows.iter()
-            .map(|row| from_json(&row.get::<String, _>(0)))
-            .collect::<Result<Vec<Item>, _>>()
-            .map(Some)
+        decode_all(&rows, 0).map(Some)
     }
 
     async fn get_items(&self, scope: &Scope, ids: &[String]) -> Result<Vec<Item>, StoreError> {
@@ -528,23 +546,14 @@ impl Store for SqlStore {
     }
 
     async fn delete_conversation(&self, scope: &Scope, id: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        let deleted = sqlx::query("DELETE FROM conversations WHERE id = $1 AND tenant = $2")
-            .bind(id)
-            .bind(&scope.tenant)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?
-            .rows_affected();
-        if deleted > 0 {
-            sqlx::query("DELETE FROM conversation_items WHERE conversation_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-        }
-        tx.commit().await.map_err(unavailable)?;
-        Ok(deleted > 0)
+        self.delete_with_children(
+            scope,
+            id,
+            "conversations",
+            "conversation_items",
+            "conversation_id",
+        )
+        .await
     }
 
     async fn add_conversation_items(
@@ -589,10 +598,7 @@ impl Store for SqlStore {
             statement = statement.bind(cursor);
         }
         let rows = statement.fetch_all(&self.pool).await.map_err(unavailable)?;
-        let items = rows
-            .iter()
-            .map(|row| from_json(&row.get::<String, _>(0)))
-            .collect::<Result<Vec<Item>, _>>()?;
+        let items: Vec<Item> = decode_all(&rows, 0)?;
         Ok(Some(page(items, query.limit, window.reverse)))
     }
 
@@ -647,10 +653,7 @@ impl Store for SqlStore {
             .fetch_all(&self.pool)
             .await
             .map_err(unavailable)?;
-        rows.iter()
-            .map(|row| from_json(&row.get::<String, _>(0)))
-            .collect::<Result<Vec<Item>, _>>()
-            .map(Some)
+        decode_all(&rows, 0).map(Some)
     }
 
     async fn check_ready(&self) -> Result<(), StoreError> {
