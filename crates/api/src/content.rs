@@ -115,18 +115,6 @@ pub enum MessageContent {
     Parts(Vec<ContentPart>),
 }
 
-impl MessageContent {
-    /// The content as parts, a bare string read as one text part of the given kind.
-    pub fn parts(&self) -> std::borrow::Cow<'_, [ContentPart]> {
-        match self {
-            Self::Text(text) => {
-                std::borrow::Cow::Owned(vec![ContentPart::InputText { text: text.clone() }])
-            }
-            Self::Parts(parts) => std::borrow::Cow::Borrowed(parts),
-        }
-    }
-}
-
 impl<'de> Deserialize<'de> for MessageContent {
     // Hand-written so that a bad part reports serde's precise message ("unknown
     // variant `input_foo`, expected one of ...") instead of an untagged enum's

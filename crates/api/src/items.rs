@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::content::{ContentPart, MessageContent, ReasoningPart};
+use crate::content::{MessageContent, ReasoningPart};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -71,13 +71,6 @@ pub struct MessageItem {
     pub content: MessageContent,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
-}
-
-impl MessageItem {
-    /// The content parts, a bare string counting as one text part.
-    pub fn parts(&self) -> std::borrow::Cow<'_, [ContentPart]> {
-        self.content.parts()
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -101,14 +101,6 @@ impl ResponseStatus {
             Self::Cancelled => "cancelled",
         }
     }
-
-    /// True once the response will not change any more.
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            Self::Completed | Self::Incomplete | Self::Failed | Self::Cancelled
-        )
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -81,7 +81,6 @@ pub struct Started {
     tasks: tokio_util::task::TaskTracker,
     /// Hosted tool types the request listed that were not offered to the model.
     pub skipped_tools: Vec<String>,
-    pub response_id: String,
 }
 
 impl Started {
@@ -230,7 +229,6 @@ impl Engine {
             input: own_input,
             conversation_id: plan.conversation_id.clone(),
         });
-        let response_id = plan.response.id.clone();
         let assembler = Assembler::new(
             plan.response,
             plan.logprobs,
@@ -241,7 +239,6 @@ impl Engine {
             store,
             tasks: self.tasks.clone(),
             skipped_tools: plan.skipped_tools,
-            response_id,
         })
     }
 

@@ -29,7 +29,7 @@ pub struct Plan {
 
 /// Builds the plan for `request`, using `default_model` when it names none.
 pub fn plan(
-    request: CreateResponseRequest,
+    mut request: CreateResponseRequest,
     default_model: Option<&str>,
     response_id: String,
     created_at: u64,
@@ -48,7 +48,8 @@ pub fn plan(
         }
     };
 
-    let input = match request.input.clone() {
+    // Taken, not cloned: the input can be a long history.
+    let input = match request.input.take() {
         None => Vec::new(),
         Some(Input::Text(text)) => vec![Item::Message(MessageItem {
             id: None,

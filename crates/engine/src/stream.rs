@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use antwort_api::{ApiError, ErrorCode, Item, Response, StreamEvent};
+use antwort_api::{ApiError, ErrorCode, EventData, Item, Response, StreamEvent};
 use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, StreamExt};
 
@@ -198,8 +198,11 @@ pub async fn final_response(
 ) -> Result<Response, ApiError> {
     let mut last = None;
     while let Some(event) = events.next().await {
-        if let Some(response) = event.data.terminal_response() {
-            last = Some(response.clone());
+        if let EventData::Completed { response }
+        | EventData::Incomplete { response }
+        | EventData::Failed { response } = event.data
+        {
+            last = Some(*response);
         }
     }
     last.ok_or_else(|| {

@@ -31,15 +31,6 @@ pub struct ServerConfig {
     pub keepalive_interval: Duration,
 }
 
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            max_body_bytes: 32 * 1024 * 1024,
-            keepalive_interval: Duration::from_secs(15),
-        }
-    }
-}
-
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Engine,
