@@ -171,7 +171,6 @@ async fn every_acknowledged_response_survives_a_kill() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_finishes_stored_work_whose_client_left() {
-    use futures::StreamExt;
     let (backend, _) = antwort_mock::spawn(antwort_mock::Latency::default())
         .await
         .unwrap();
@@ -181,26 +180,11 @@ async fn shutdown_finishes_stored_work_whose_client_left() {
     let database = dir.join("antwort.db");
     let gateway = launch(&backend, &database).await;
 
-    let response = client()
-        .post(format!("{}/v1/responses", gateway.url))
-        .json(&json!({"input": "[[tokens:20]] [[delay_ms:50]]", "stream": true}))
-        .send()
-        .await
-        .unwrap();
-    let mut body = response.bytes_stream();
-    let mut received = String::new();
-    while !received.contains("response.output_text.delta") {
-        received.push_str(&String::from_utf8_lossy(
-            &body.next().await.unwrap().unwrap(),
-        ));
-    }
-    drop(body);
-    let id = received
-        .split("\"id\":\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap()
-        .to_owned();
+    let id = crate::harness::stream_then_leave(
+        &gateway.url,
+        json!({"input": "[[tokens:20]] [[delay_ms:50]]"}),
+    )
+    .await;
 
     // SIGTERM while the response is still generating, its client gone.
     let status = Command::new("kill")

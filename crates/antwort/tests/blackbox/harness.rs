@@ -119,6 +119,34 @@ impl Gateway {
     }
 }
 
+/// Starts a streamed create at `url`, reads until the first text delta, then leaves
+/// (drops the connection) as a client that goes away would. Returns the response id.
+pub async fn stream_then_leave(url: &str, mut body: Value) -> String {
+    use futures::StreamExt;
+    body["stream"] = json!(true);
+    let response = client()
+        .post(format!("{url}/v1/responses"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let mut stream = response.bytes_stream();
+    let mut received = String::new();
+    while !received.contains("response.output_text.delta") {
+        received.push_str(&String::from_utf8_lossy(
+            &stream.next().await.unwrap().unwrap(),
+        ));
+    }
+    drop(stream);
+    // The first event, response.created, carries the response id first.
+    received
+        .split("\"id\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned()
+}
+
 async fn answer(response: reqwest::Response) -> Answer {
     let status = response.status().as_u16();
     let headers = response.headers().clone();

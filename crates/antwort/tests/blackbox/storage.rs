@@ -253,28 +253,12 @@ async fn item_references_resolve_to_stored_items() {
 
 #[tokio::test]
 async fn a_stored_stream_finishes_and_is_saved_after_its_client_leaves() {
-    use futures::StreamExt;
     let gateway = start().await;
-    let response = client()
-        .post(format!("{}/v1/responses", gateway.url))
-        .json(&json!({"input": "[[tokens:30]] [[delay_ms:10]]", "stream": true}))
-        .send()
-        .await
-        .unwrap();
-    let mut body = response.bytes_stream();
-    let mut received = String::new();
-    while !received.contains("response.output_text.delta") {
-        received.push_str(&String::from_utf8_lossy(
-            &body.next().await.unwrap().unwrap(),
-        ));
-    }
-    drop(body);
-    let id = received
-        .split("\"id\":\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .to_owned();
+    let id = crate::harness::stream_then_leave(
+        &gateway.url,
+        json!({"input": "[[tokens:30]] [[delay_ms:10]]"}),
+    )
+    .await;
     let stored = wait_until_finished(&gateway, &id).await;
     assert_eq!(stored["status"], "completed");
     assert_eq!(output_text(&stored), "lorem ".repeat(30));

@@ -209,21 +209,12 @@ async fn schema_validation_covers_every_emitted_event_type() {
 
 #[tokio::test]
 async fn a_client_that_disconnects_cancels_an_unstored_upstream_request() {
-    use futures::StreamExt;
     let gateway = start().await;
-    let response = crate::harness::client()
-        .post(format!("{}/v1/responses", gateway.url))
-        .json(&json!({"input": "[[tokens:500]] [[delay_ms:20]]", "stream": true, "store": false}))
-        .send()
-        .await
-        .unwrap();
-    let mut body = response.bytes_stream();
-    let mut received = String::new();
-    while !received.contains("response.output_text.delta") {
-        let chunk = body.next().await.unwrap().unwrap();
-        received.push_str(&String::from_utf8_lossy(&chunk));
-    }
-    drop(body);
+    crate::harness::stream_then_leave(
+        &gateway.url,
+        json!({"input": "[[tokens:500]] [[delay_ms:20]]", "store": false}),
+    )
+    .await;
     // The mock counts a stream as cancelled when its body is dropped before the end;
     // wait for that with a deadline rather than a fixed sleep.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
