@@ -21,6 +21,136 @@ pub struct Config {
     pub storage: StorageSection,
     #[serde(default)]
     pub logging: LoggingSection,
+    #[serde(default)]
+    pub mcp: McpSection,
+}
+
+/// `mcp`: MCP servers defined by the operator, and the limits and outbound policy
+/// for every MCP server a request names.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct McpSection {
+    pub servers: Vec<McpServerSection>,
+    #[serde(deserialize_with = "duration")]
+    pub connect_timeout: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub list_timeout: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub call_timeout: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub token_timeout: Duration,
+    /// A tool's output is cut to this many bytes before the model sees it.
+    pub max_output_bytes: usize,
+    /// How long a configured server's tool list is reused.
+    #[serde(deserialize_with = "duration")]
+    pub tools_cache_ttl: Duration,
+    pub url_policy: UrlPolicySection,
+}
+
+impl Default for McpSection {
+    fn default() -> Self {
+        let defaults = antwort_tools::McpSettings::default();
+        Self {
+            servers: Vec::new(),
+            connect_timeout: defaults.connect_timeout,
+            list_timeout: defaults.list_timeout,
+            call_timeout: defaults.call_timeout,
+            token_timeout: defaults.token_timeout,
+            max_output_bytes: defaults.max_output_bytes,
+            tools_cache_ttl: defaults.tools_cache_ttl,
+            url_policy: UrlPolicySection::default(),
+        }
+    }
+}
+
+/// `mcp.servers[]`, with the Go antwort's keys.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct McpServerSection {
+    /// The `server_label` requests use for it.
+    pub name: String,
+    pub url: String,
+    #[serde(default)]
+    pub transport: McpTransportKind,
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub auth: Option<McpAuthSection>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum McpTransportKind {
+    #[default]
+    StreamableHttp,
+    Sse,
+}
+
+/// `mcp.servers[].auth`.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct McpAuthSection {
+    #[serde(rename = "type")]
+    pub kind: McpAuthKind,
+    /// For `static`: the bearer token (or put an `Authorization` header in `headers`).
+    pub token: Option<String>,
+    pub token_url: Option<String>,
+    pub client_id: Option<String>,
+    pub client_id_file: Option<String>,
+    pub client_secret: Option<String>,
+    pub client_secret_file: Option<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+// Header values, tokens and secrets stay out of `check-config` output and logs.
+impl std::fmt::Debug for McpServerSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpServerSection")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("transport", &self.transport)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("auth", &self.auth)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for McpAuthSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |value: &Option<String>| value.as_ref().map(|_| "<redacted>");
+        f.debug_struct("McpAuthSection")
+            .field("type", &self.kind)
+            .field("token", &hidden(&self.token))
+            .field("token_url", &self.token_url)
+            .field("client_id", &self.client_id)
+            .field("client_id_file", &self.client_id_file)
+            .field("client_secret", &hidden(&self.client_secret))
+            .field("client_secret_file", &self.client_secret_file)
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum McpAuthKind {
+    Static,
+    OauthClientCredentials,
+}
+
+/// `mcp.url_policy`: which MCP server URLs a request may make the gateway reach.
+/// Loopback, private and link-local addresses are denied unless allowed here.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UrlPolicySection {
+    pub allow_loopback: bool,
+    pub allow_private: bool,
+    /// Host names (`*.corp.example` for subdomains), addresses and CIDRs allowed
+    /// despite the built-in denials.
+    pub allow: Vec<String>,
+    /// Host names, addresses and CIDRs never reached; wins over `allow`.
+    pub deny: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -103,6 +233,10 @@ pub struct EngineSection {
     pub context_window: u64,
     /// Context windows by model name.
     pub context_windows: std::collections::BTreeMap<String, u64>,
+    /// Model turns one response may take in the agentic loop.
+    pub max_turns: u32,
+    /// Server-side tool calls of one turn run at once.
+    pub tool_concurrency: usize,
 }
 
 impl Default for EngineSection {
@@ -118,6 +252,8 @@ impl Default for EngineSection {
             reasoning_events: ReasoningEvents::Openresponses,
             context_window: antwort_engine::DEFAULT_CONTEXT_WINDOW,
             context_windows: std::collections::BTreeMap::new(),
+            max_turns: antwort_engine::DEFAULT_MAX_TURNS,
+            tool_concurrency: antwort_engine::DEFAULT_TOOL_CONCURRENCY,
         }
     }
 }
@@ -274,6 +410,9 @@ impl Config {
         if let Some(v) = get("ANTWORT_CONTEXT_WINDOW") {
             self.engine.context_window = parse("ANTWORT_CONTEXT_WINDOW", v)?;
         }
+        if let Some(v) = get("ANTWORT_MAX_TURNS") {
+            self.engine.max_turns = parse("ANTWORT_MAX_TURNS", v)?;
+        }
         if let Some(v) = get("ANTWORT_REASONING_EVENTS") {
             self.engine.reasoning_events = choice("ANTWORT_REASONING_EVENTS", v)?;
         }
@@ -282,6 +421,15 @@ impl Config {
         }
         if let Some(v) = get("ANTWORT_STORAGE_DSN") {
             self.storage.dsn = Some(v);
+        }
+        if let Some(v) = get("ANTWORT_MCP_ALLOW_LOOPBACK") {
+            self.mcp.url_policy.allow_loopback = parse("ANTWORT_MCP_ALLOW_LOOPBACK", v)?;
+        }
+        if let Some(v) = get("ANTWORT_MCP_ALLOW_PRIVATE") {
+            self.mcp.url_policy.allow_private = parse("ANTWORT_MCP_ALLOW_PRIVATE", v)?;
+        }
+        if let Some(v) = get("ANTWORT_MCP_CALL_TIMEOUT") {
+            self.mcp.call_timeout = duration("ANTWORT_MCP_CALL_TIMEOUT", v)?;
         }
         if let Some(v) = get("ANTWORT_LOG_LEVEL") {
             self.logging.level = v;
@@ -345,15 +493,73 @@ impl Config {
         {
             return invalid("context windows must be greater than 0 tokens".into());
         }
+        if self.engine.max_turns == 0 || self.engine.tool_concurrency == 0 {
+            return invalid(
+                "engine.max_turns and engine.tool_concurrency must be greater than 0".into(),
+            );
+        }
         if self.engine.backend_timeout.is_zero() || self.engine.connect_timeout.is_zero() {
             return invalid("engine timeouts must be greater than 0".into());
         }
+        self.validate_mcp()?;
         tracing_subscriber::EnvFilter::try_new(&self.logging.level).map_err(|e| {
             ConfigError::Invalid(format!(
                 "logging.level `{}` is not a valid filter: {e}",
                 self.logging.level
             ))
         })?;
+        Ok(())
+    }
+
+    fn validate_mcp(&self) -> Result<(), ConfigError> {
+        let invalid = |message: String| Err(ConfigError::Invalid(message));
+        let mcp = &self.mcp;
+        let timeouts = [
+            mcp.connect_timeout,
+            mcp.list_timeout,
+            mcp.call_timeout,
+            mcp.token_timeout,
+        ];
+        if timeouts.iter().any(Duration::is_zero) || mcp.max_output_bytes == 0 {
+            return invalid("mcp timeouts and mcp.max_output_bytes must be greater than 0".into());
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (index, server) in mcp.servers.iter().enumerate() {
+            let at = format!("mcp.servers[{index}]");
+            if server.name.is_empty() || !names.insert(server.name.as_str()) {
+                return invalid(format!("{at}.name must be set and unique"));
+            }
+            if let Err(message) = reqwest_url(&server.url) {
+                return invalid(format!(
+                    "{at}.url `{}` is not an http(s) URL: {message}",
+                    server.url
+                ));
+            }
+            let Some(auth) = &server.auth else { continue };
+            match auth.kind {
+                McpAuthKind::Static if auth.token.is_none() => {
+                    return invalid(format!("{at}.auth type static needs a token"));
+                }
+                McpAuthKind::Static => {}
+                McpAuthKind::OauthClientCredentials => {
+                    let Some(token_url) = &auth.token_url else {
+                        return invalid(format!("{at}.auth needs token_url"));
+                    };
+                    if let Err(message) = reqwest_url(token_url) {
+                        return invalid(format!(
+                            "{at}.auth.token_url is not an http(s) URL: {message}"
+                        ));
+                    }
+                    if auth.client_id.is_some() == auth.client_id_file.is_some()
+                        || auth.client_secret.is_some() == auth.client_secret_file.is_some()
+                    {
+                        return invalid(format!(
+                            "{at}.auth needs client_id or client_id_file, and client_secret or client_secret_file (one of each)"
+                        ));
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
@@ -511,6 +717,33 @@ mod tests {
                 .apply_env(env(&[("ANTWORT_STORAGE", "mongo")]))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn mcp_servers_use_the_go_keys_and_hide_their_secrets() {
+        let config = Config::from_yaml(
+            "engine:\n  backend_url: http://a\nmcp:\n  servers:\n    - name: gh\n      transport: sse\n      url: http://mcp.example/sse\n      headers: {X-Key: hunter2}\n      auth:\n        type: oauth_client_credentials\n        token_url: http://auth.example/token\n        client_id: antwort\n        client_secret: s3cret\n        scopes: [tools]\n  url_policy:\n    allow_private: true\n",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        let server = &config.mcp.servers[0];
+        assert_eq!(server.transport, McpTransportKind::Sse);
+        assert!(config.mcp.url_policy.allow_private);
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        let mut broken = config.clone();
+        broken.mcp.servers[0].auth.as_mut().unwrap().client_secret = None;
+        assert!(
+            broken
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("client_secret")
+        );
+        assert!(Config::from_yaml("mcp:\n  servers:\n    - name: x\n      url: http://x\n      transport: carrier-pigeon\n").is_err());
     }
 
     #[test]

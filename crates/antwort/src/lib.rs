@@ -63,6 +63,8 @@ pub async fn build_app(config: &Config) -> anyhow::Result<(axum::Router, Engine)
         timeout: config.engine.backend_timeout,
     })?;
     let store = open_store(config).await?;
+    let mcp = antwort_tools::McpClient::new(mcp_settings(&config.mcp)?)
+        .context("cannot set up the MCP client")?;
     let engine = Engine::new(
         Arc::new(backend),
         Arc::new(store),
@@ -79,8 +81,11 @@ pub async fn build_app(config: &Config) -> anyhow::Result<(axum::Router, Engine)
                 .iter()
                 .map(|(model, window)| (model.clone(), *window))
                 .collect(),
+            max_turns: config.engine.max_turns,
+            tool_concurrency: config.engine.tool_concurrency,
         },
-    );
+    )
+    .with_mcp(Arc::new(mcp));
     let router = antwort_server::router(
         engine.clone(),
         ServerConfig {
@@ -89,6 +94,69 @@ pub async fn build_app(config: &Config) -> anyhow::Result<(axum::Router, Engine)
         },
     );
     Ok((router, engine))
+}
+
+/// The MCP client's settings from `mcp`, with secrets read from their files.
+fn mcp_settings(section: &config::McpSection) -> anyhow::Result<antwort_tools::McpSettings> {
+    use antwort_tools::{McpAuth, McpServerSettings, McpTransport, OAuthClientCredentials};
+    let read = |value: &Option<String>, file: &Option<String>| -> anyhow::Result<String> {
+        match (value, file) {
+            (Some(value), _) => Ok(value.clone()),
+            (None, Some(path)) => Ok(std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {path}"))?
+                .trim()
+                .to_owned()),
+            (None, None) => Ok(String::new()),
+        }
+    };
+    let mut servers = Vec::with_capacity(section.servers.len());
+    for server in &section.servers {
+        let mut headers = server.headers.clone();
+        let auth = match &server.auth {
+            None => McpAuth::None,
+            Some(auth) => match auth.kind {
+                config::McpAuthKind::Static => {
+                    let token = auth.token.clone().unwrap_or_default();
+                    headers.insert("Authorization".to_owned(), format!("Bearer {token}"));
+                    McpAuth::None
+                }
+                config::McpAuthKind::OauthClientCredentials => {
+                    McpAuth::OAuthClientCredentials(OAuthClientCredentials {
+                        token_url: auth.token_url.clone().unwrap_or_default(),
+                        client_id: read(&auth.client_id, &auth.client_id_file)?,
+                        client_secret: read(&auth.client_secret, &auth.client_secret_file)?,
+                        scopes: auth.scopes.clone(),
+                    })
+                }
+            },
+        };
+        servers.push(McpServerSettings {
+            name: server.name.clone(),
+            url: server.url.clone(),
+            transport: match server.transport {
+                config::McpTransportKind::StreamableHttp => McpTransport::StreamableHttp,
+                config::McpTransportKind::Sse => McpTransport::Sse,
+            },
+            headers,
+            auth,
+        });
+    }
+    Ok(antwort_tools::McpSettings {
+        servers,
+        connect_timeout: section.connect_timeout,
+        list_timeout: section.list_timeout,
+        call_timeout: section.call_timeout,
+        token_timeout: section.token_timeout,
+        max_output_bytes: section.max_output_bytes,
+        tools_cache_ttl: section.tools_cache_ttl,
+        policy: antwort_tools::UrlPolicy {
+            allow_loopback: section.url_policy.allow_loopback,
+            allow_private: section.url_policy.allow_private,
+            allow: section.url_policy.allow.clone(),
+            deny: section.url_policy.deny.clone(),
+        },
+        ..antwort_tools::McpSettings::default()
+    })
 }
 
 /// Serves until `shutdown` resolves, then, for at most `server.shutdown_timeout`,

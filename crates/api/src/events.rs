@@ -174,6 +174,49 @@ pub enum EventData {
         arguments: String,
     },
 
+    #[serde(rename = "response.mcp_list_tools.in_progress")]
+    McpListToolsInProgress {
+        item_id: String,
+        output_index: usize,
+    },
+    #[serde(rename = "response.mcp_list_tools.completed")]
+    McpListToolsCompleted {
+        item_id: String,
+        output_index: usize,
+    },
+    #[serde(rename = "response.mcp_list_tools.failed")]
+    McpListToolsFailed {
+        item_id: String,
+        output_index: usize,
+    },
+    #[serde(rename = "response.mcp_call.in_progress")]
+    McpCallInProgress {
+        item_id: String,
+        output_index: usize,
+    },
+    #[serde(rename = "response.mcp_call_arguments.delta")]
+    McpCallArgumentsDelta {
+        item_id: String,
+        output_index: usize,
+        delta: String,
+    },
+    #[serde(rename = "response.mcp_call_arguments.done")]
+    McpCallArgumentsDone {
+        item_id: String,
+        output_index: usize,
+        arguments: String,
+    },
+    #[serde(rename = "response.mcp_call.completed")]
+    McpCallCompleted {
+        item_id: String,
+        output_index: usize,
+    },
+    #[serde(rename = "response.mcp_call.failed")]
+    McpCallFailed {
+        item_id: String,
+        output_index: usize,
+    },
+
     #[serde(rename = "error")]
     Error { error: ErrorBody },
 }
@@ -206,6 +249,14 @@ impl EventData {
             Self::ReasoningSummaryTextDone { .. } => "response.reasoning_summary_text.done",
             Self::FunctionCallArgumentsDelta { .. } => "response.function_call_arguments.delta",
             Self::FunctionCallArgumentsDone { .. } => "response.function_call_arguments.done",
+            Self::McpListToolsInProgress { .. } => "response.mcp_list_tools.in_progress",
+            Self::McpListToolsCompleted { .. } => "response.mcp_list_tools.completed",
+            Self::McpListToolsFailed { .. } => "response.mcp_list_tools.failed",
+            Self::McpCallInProgress { .. } => "response.mcp_call.in_progress",
+            Self::McpCallArgumentsDelta { .. } => "response.mcp_call_arguments.delta",
+            Self::McpCallArgumentsDone { .. } => "response.mcp_call_arguments.done",
+            Self::McpCallCompleted { .. } => "response.mcp_call.completed",
+            Self::McpCallFailed { .. } => "response.mcp_call.failed",
             Self::Error { .. } => "error",
         }
     }

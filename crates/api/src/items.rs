@@ -9,6 +9,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::content::{MessageContent, ReasoningPart};
+use crate::mcp::{McpApprovalRequestItem, McpApprovalResponseItem, McpCallItem, McpListToolsItem};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -19,6 +20,10 @@ pub enum Item {
     Reasoning(ReasoningItem),
     ItemReference(ItemReference),
     Compaction(CompactionItem),
+    McpListTools(McpListToolsItem),
+    McpCall(McpCallItem),
+    McpApprovalRequest(McpApprovalRequestItem),
+    McpApprovalResponse(McpApprovalResponseItem),
 }
 
 impl Item {
@@ -31,6 +36,10 @@ impl Item {
             Self::Reasoning(item) => item.id.as_deref(),
             Self::ItemReference(item) => Some(&item.id),
             Self::Compaction(item) => item.id.as_deref(),
+            Self::McpListTools(item) => Some(&item.id),
+            Self::McpCall(item) => Some(&item.id),
+            Self::McpApprovalRequest(item) => Some(&item.id),
+            Self::McpApprovalResponse(item) => item.id.as_deref(),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod content;
 pub mod error;
 pub mod events;
 pub mod items;
+pub mod mcp;
 pub mod request;
 pub mod response;
 mod serde_util;
@@ -22,6 +23,11 @@ pub use items::{
     CompactionItem, FunctionCallItem, FunctionCallOutputItem, Input, Item, ItemReference,
     ItemStatus, MessageItem, Phase, ReasoningItem, Role,
 };
+pub use mcp::{
+    McpApprovalMode, McpApprovalRequestItem, McpApprovalResponseItem, McpCallError,
+    McpCallErrorKind, McpCallItem, McpCallStatus, McpListToolsItem, McpListedTool,
+    McpRequireApproval, McpTool, McpToolFilter, McpToolSelector, McpToolType,
+};
 pub use request::{
     AddConversationItemsRequest, CompactRequest, CreateConversationRequest, CreateResponseRequest,
     Include, ServiceTier, StreamOptions, Truncation, UpdateConversationRequest, parse_json,
@@ -33,6 +39,6 @@ pub use response::{
     Response, ResponseError, ResponseObject, ResponseStatus, Usage,
 };
 pub use tools::{
-    FunctionTool, HostedTool, JsonSchemaFormat, ReasoningConfig, ReasoningEffort, ReasoningSummary,
-    TextConfig, TextFormat, Tool, ToolChoice, ToolChoiceMode, ToolRef, Verbosity,
+    FunctionTool, FunctionType, HostedTool, JsonSchemaFormat, ReasoningConfig, ReasoningEffort,
+    ReasoningSummary, TextConfig, TextFormat, Tool, ToolChoice, ToolChoiceMode, ToolRef, Verbosity,
 };

@@ -113,6 +113,10 @@ pub struct IncompleteDetails {
 pub enum IncompleteReason {
     MaxOutputTokens,
     ContentFilter,
+    /// The model wanted more server-side tool calls than `max_tool_calls` allows.
+    MaxToolCalls,
+    /// The agentic loop reached the configured number of model turns.
+    MaxTurns,
 }
 
 /// Why a response failed, as carried on the response object.

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::mcp::McpTool;
+
 /// Tool types the OpenAI API defines that run on the provider's side. A deployment
 /// that does not run one of them accepts it (real clients send them unconditionally)
 /// but does not offer it to the model.
@@ -31,6 +33,8 @@ pub const HOSTED_TOOL_TYPES: &[&str] = &[
 #[serde(untagged)]
 pub enum Tool {
     Function(FunctionTool),
+    /// A remote MCP server, run by the gateway.
+    Mcp(McpTool),
     /// A hosted tool, kept as sent so that the response echoes it unchanged.
     Hosted(HostedTool),
 }
@@ -40,6 +44,7 @@ impl Tool {
     pub fn kind(&self) -> &str {
         match self {
             Self::Function(_) => "function",
+            Self::Mcp(_) => "mcp",
             Self::Hosted(hosted) => &hosted.kind,
         }
     }
@@ -58,6 +63,11 @@ impl<'de> Deserialize<'de> for Tool {
             return serde_json::from_value(serde_json::Value::Object(value))
                 .map(Tool::Function)
                 .map_err(D::Error::custom);
+        }
+        if kind == "mcp" {
+            return serde_json::from_value(serde_json::Value::Object(value))
+                .map(Tool::Mcp)
+                .map_err(|e| D::Error::custom(format!("invalid mcp tool: {e}")));
         }
         if HOSTED_TOOL_TYPES.contains(&kind.as_str()) {
             return Ok(Tool::Hosted(HostedTool {
@@ -142,6 +152,11 @@ pub enum ToolChoice {
         mode: ToolChoiceMode,
         tools: Vec<ToolRef>,
     },
+    /// A tool of an MCP server, or any of its tools when `name` is absent.
+    Mcp {
+        server_label: String,
+        name: Option<String>,
+    },
     /// A hosted tool type (`{"type": "web_search_preview"}` and the like).
     Hosted {
         kind: String,
@@ -161,6 +176,9 @@ pub struct ToolRef {
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// For `mcp` entries: the server whose tools (or tool, with `name`) are allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_label: Option<String>,
 }
 
 impl Serialize for ToolChoice {
@@ -179,6 +197,15 @@ impl Serialize for ToolChoice {
                 map.serialize_entry("type", "allowed_tools")?;
                 map.serialize_entry("mode", mode)?;
                 map.serialize_entry("tools", tools)?;
+                map.end()
+            }
+            Self::Mcp { server_label, name } => {
+                let mut map = serializer.serialize_map(Some(3))?;
+                map.serialize_entry("type", "mcp")?;
+                map.serialize_entry("server_label", server_label)?;
+                if let Some(name) = name {
+                    map.serialize_entry("name", name)?;
+                }
                 map.end()
             }
             Self::Hosted { kind } => {
@@ -202,6 +229,7 @@ impl<'de> Deserialize<'de> for ToolChoice {
             function: Option<NamedFunction>,
             mode: Option<ToolChoiceMode>,
             tools: Option<Vec<ToolRef>>,
+            server_label: Option<String>,
         }
         #[derive(Deserialize)]
         struct NamedFunction {
@@ -238,6 +266,12 @@ impl<'de> Deserialize<'de> for ToolChoice {
                     tools,
                 })
             }
+            "mcp" => Ok(Self::Mcp {
+                server_label: object.server_label.ok_or_else(|| {
+                    D::Error::custom("tool_choice of type `mcp` needs a `server_label`")
+                })?,
+                name: object.name,
+            }),
             kind if HOSTED_TOOL_TYPES.contains(&kind) => Ok(Self::Hosted {
                 kind: kind.to_owned(),
             }),

@@ -8,11 +8,15 @@
 
 use antwort_api::{
     ApiError, ContentPart, EventData, FunctionCallItem, IncompleteDetails, IncompleteReason, Item,
-    ItemStatus, LogProb, MessageContent, MessageItem, OutputText, ReasoningItem, ReasoningPart,
-    Response, ResponseError, ResponseStatus, Role, StreamEvent,
+    ItemStatus, LogProb, McpApprovalRequestItem, McpCallError, McpCallErrorKind, McpCallItem,
+    McpCallStatus, McpListToolsItem, McpListedTool, MessageContent, MessageItem, OutputText,
+    ReasoningItem, ReasoningPart, Response, ResponseError, ResponseStatus, Role, StreamEvent,
+    Usage,
 };
 
+use crate::catalog::Routes;
 use crate::ids;
+use crate::mcp::{McpCallResult, McpError};
 use crate::model::{FinishReason, ModelEvent};
 
 /// Which names reasoning text events carry.
@@ -36,8 +40,48 @@ pub struct Assembler {
     next_sequence: u64,
     logprobs: bool,
     reasoning_names: ReasoningEventNames,
+    /// Server-side tools by the name the model calls them.
+    routes: Routes,
+    /// Server-side calls of this turn whose items wait for their results.
+    running: Vec<ServerCall>,
+    /// Tool listings under way: output index, item id, server label.
+    pending_lists: Vec<(usize, String, String)>,
+    /// Why the current model turn stopped, once the backend said so.
     finish: Option<FinishReason>,
+    /// Usage of the current model turn; turns add up in the response's usage.
+    turn_usage: Option<Usage>,
     finished: bool,
+}
+
+/// A server-side tool call whose item is open until its result is in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerCall {
+    pub output_index: usize,
+    pub item_id: String,
+    pub server_label: String,
+    /// The tool's name on its server.
+    pub tool: String,
+    pub arguments: String,
+    pub approval_request_id: Option<String>,
+}
+
+/// How a model turn ended.
+#[derive(Debug, Default)]
+pub struct TurnEnd {
+    pub finish: Option<FinishReason>,
+    /// Calls to run on the server, in output order.
+    pub server_calls: Vec<ServerCall>,
+    /// Function calls handed back to the client.
+    pub client_calls: usize,
+    /// Server-side calls waiting for the client's approval.
+    pub approvals: usize,
+}
+
+/// How a response ends, when it does not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conclusion {
+    Completed { now: u64 },
+    Incomplete(IncompleteReason),
 }
 
 enum OpenItem {
@@ -51,14 +95,31 @@ enum OpenItem {
         id: String,
         parts: Vec<OpenPart>,
     },
-    FunctionCall {
+    /// A tool call, routed when its name arrived.
+    Call {
         output_index: usize,
         upstream_index: u32,
         id: String,
-        call_id: String,
+        /// The name the model called.
         name: String,
         arguments: String,
+        kind: CallKind,
     },
+    /// A tool call whose name has not arrived yet: it has no item until it does.
+    Unnamed {
+        upstream_index: u32,
+        upstream_id: Option<String>,
+        arguments: String,
+    },
+}
+
+enum CallKind {
+    /// A client function: a function_call item.
+    Function { call_id: String },
+    /// A server-side MCP call: an mcp_call item, left open for its result.
+    Mcp { server_label: String, tool: String },
+    /// An MCP call that needs approval: an mcp_approval_request item.
+    Approval { server_label: String, tool: String },
 }
 
 enum OpenPart {
@@ -82,9 +143,18 @@ impl Assembler {
             next_sequence: 0,
             logprobs,
             reasoning_names,
+            routes: Routes::default(),
+            running: Vec::new(),
+            pending_lists: Vec::new(),
             finish: None,
+            turn_usage: None,
             finished: false,
         }
+    }
+
+    /// Sets where the model's tool calls go from now on.
+    pub fn set_routes(&mut self, routes: Routes) {
+        self.routes = routes;
     }
 
     /// True once the terminal event has been emitted.
@@ -124,7 +194,7 @@ impl Assembler {
                 name,
                 arguments,
             } => self.tool_call(index, id, name, arguments, out),
-            ModelEvent::Usage(usage) => self.response.usage = Some(usage),
+            ModelEvent::Usage(usage) => self.turn_usage = Some(usage),
             ModelEvent::Finish(reason) => self.finish = Some(reason),
         }
     }
@@ -326,8 +396,14 @@ impl Assembler {
         arguments: String,
         out: &mut Vec<StreamEvent>,
     ) {
-        let position = self.open.iter().position(|item| {
-            matches!(item, OpenItem::FunctionCall { upstream_index: i, .. } if *i == upstream_index)
+        let position = self.open.iter().position(|item| match item {
+            OpenItem::Call {
+                upstream_index: i, ..
+            }
+            | OpenItem::Unnamed {
+                upstream_index: i, ..
+            } => *i == upstream_index,
+            _ => false,
         });
         let position = match position {
             Some(position) => position,
@@ -335,58 +411,138 @@ impl Assembler {
                 // Reasoning and messages end where tool calls begin; parallel calls
                 // stay open together, since backends interleave their arguments.
                 self.close_where(ItemStatus::Completed, out, |item| {
-                    !matches!(item, OpenItem::FunctionCall { .. })
+                    !matches!(item, OpenItem::Call { .. } | OpenItem::Unnamed { .. })
                 });
-                let output_index = self.reserve_slot();
-                let id = ids::function_call_id();
-                let call_id = self.unique_call_id(upstream_id);
-                let item = Item::FunctionCall(FunctionCallItem {
-                    id: Some(id.clone()),
-                    call_id: call_id.clone(),
-                    name: name.clone().unwrap_or_default(),
-                    arguments: String::new(),
-                    status: Some(ItemStatus::InProgress),
-                });
-                self.emit(EventData::OutputItemAdded { output_index, item }, out);
-                self.open.push(OpenItem::FunctionCall {
-                    output_index,
+                self.open.push(OpenItem::Unnamed {
                     upstream_index,
-                    id,
-                    call_id,
-                    name: name.clone().unwrap_or_default(),
+                    upstream_id,
                     arguments: String::new(),
                 });
                 self.open.len() - 1
             }
         };
-        let Some(OpenItem::FunctionCall {
+        if let Some(OpenItem::Unnamed { arguments: all, .. }) = self.open.get_mut(position) {
+            all.push_str(&arguments);
+            if let Some(name) = name.filter(|n| !n.is_empty()) {
+                self.name_call(position, name, out);
+            }
+            return;
+        }
+        let Some(OpenItem::Call {
             output_index,
             id,
-            name: call_name,
             arguments: all,
+            kind,
             ..
         }) = self.open.get_mut(position)
         else {
             return;
         };
-        if call_name.is_empty()
-            && let Some(name) = name
-        {
-            *call_name = name;
-        }
         if arguments.is_empty() {
             return;
         }
         all.push_str(&arguments);
         let (item_id, output_index) = (id.clone(), *output_index);
-        self.emit(
-            EventData::FunctionCallArgumentsDelta {
+        let data = match kind {
+            CallKind::Function { .. } => EventData::FunctionCallArgumentsDelta {
                 item_id,
                 output_index,
                 delta: arguments,
             },
-            out,
-        );
+            CallKind::Mcp { .. } => EventData::McpCallArgumentsDelta {
+                item_id,
+                output_index,
+                delta: arguments,
+            },
+            // An approval request shows its arguments whole, when it is done.
+            CallKind::Approval { .. } => return,
+        };
+        self.emit(data, out);
+    }
+
+    /// The call at `position` got its name: route it, add its item, and send the
+    /// arguments that arrived before the name.
+    fn name_call(&mut self, position: usize, name: String, out: &mut Vec<StreamEvent>) {
+        let Some(OpenItem::Unnamed {
+            upstream_index,
+            upstream_id,
+            arguments,
+        }) = self.open.get(position)
+        else {
+            return;
+        };
+        let (upstream_index, upstream_id, arguments) =
+            (*upstream_index, upstream_id.clone(), arguments.clone());
+        let output_index = self.reserve_slot();
+        let (id, kind, item) = match self.routes.get(&name).cloned() {
+            Some(route) if route.approval => {
+                let id = ids::mcp_approval_request_id();
+                let item = Item::McpApprovalRequest(McpApprovalRequestItem {
+                    id: id.clone(),
+                    server_label: route.server_label.clone(),
+                    name: route.tool.clone(),
+                    arguments: String::new(),
+                });
+                let kind = CallKind::Approval {
+                    server_label: route.server_label,
+                    tool: route.tool,
+                };
+                (id, kind, item)
+            }
+            Some(route) => {
+                let id = ids::mcp_call_id();
+                let item = Item::McpCall(McpCallItem {
+                    id: id.clone(),
+                    server_label: route.server_label.clone(),
+                    name: route.tool.clone(),
+                    arguments: String::new(),
+                    output: None,
+                    error: None,
+                    status: Some(McpCallStatus::InProgress),
+                    approval_request_id: None,
+                });
+                let kind = CallKind::Mcp {
+                    server_label: route.server_label,
+                    tool: route.tool,
+                };
+                (id, kind, item)
+            }
+            None => {
+                let id = ids::function_call_id();
+                let call_id = self.unique_call_id(upstream_id);
+                let item = Item::FunctionCall(FunctionCallItem {
+                    id: Some(id.clone()),
+                    call_id: call_id.clone(),
+                    name: name.clone(),
+                    arguments: String::new(),
+                    status: Some(ItemStatus::InProgress),
+                });
+                (id, CallKind::Function { call_id }, item)
+            }
+        };
+        let is_mcp = matches!(kind, CallKind::Mcp { .. });
+        self.emit(EventData::OutputItemAdded { output_index, item }, out);
+        if is_mcp {
+            self.emit(
+                EventData::McpCallInProgress {
+                    item_id: id.clone(),
+                    output_index,
+                },
+                out,
+            );
+        }
+        if let Some(slot) = self.open.get_mut(position) {
+            *slot = OpenItem::Call {
+                output_index,
+                upstream_index,
+                id,
+                name,
+                arguments: String::new(),
+                kind,
+            };
+        }
+        // Replays what arrived before the name as one delta.
+        self.tool_call(upstream_index, None, None, arguments, out);
     }
 
     fn unique_call_id(&mut self, upstream: Option<String>) -> String {
@@ -517,33 +673,341 @@ impl Assembler {
                 });
                 (output_index, item)
             }
-            OpenItem::FunctionCall {
+            OpenItem::Unnamed {
+                upstream_index,
+                upstream_id,
+                arguments,
+            } => {
+                // The backend never named this call: it can only be the client's.
+                self.open.push(OpenItem::Unnamed {
+                    upstream_index,
+                    upstream_id,
+                    arguments,
+                });
+                let position = self.open.len() - 1;
+                self.name_call(position, String::new(), out);
+                let Some(item) = self.open.pop() else {
+                    return;
+                };
+                return self.close(item, status, out);
+            }
+            OpenItem::Call {
                 output_index,
                 id,
-                call_id,
                 name,
                 arguments,
+                kind,
                 ..
-            } => {
-                self.emit(
-                    EventData::FunctionCallArgumentsDone {
-                        item_id: id.clone(),
+            } => match kind {
+                CallKind::Function { call_id } => {
+                    self.emit(
+                        EventData::FunctionCallArgumentsDone {
+                            item_id: id.clone(),
+                            output_index,
+                            name: name.clone(),
+                            arguments: arguments.clone(),
+                        },
+                        out,
+                    );
+                    let item = Item::FunctionCall(FunctionCallItem {
+                        id: Some(id),
+                        call_id,
+                        name,
+                        arguments,
+                        status: Some(status),
+                    });
+                    (output_index, item)
+                }
+                CallKind::Approval { server_label, tool } => {
+                    let item = Item::McpApprovalRequest(McpApprovalRequestItem {
+                        id,
+                        server_label,
+                        name: tool,
+                        arguments,
+                    });
+                    (output_index, item)
+                }
+                CallKind::Mcp { server_label, tool } => {
+                    // The item stays open until the call has run (or will not).
+                    self.emit(
+                        EventData::McpCallArgumentsDone {
+                            item_id: id.clone(),
+                            output_index,
+                            arguments: arguments.clone(),
+                        },
+                        out,
+                    );
+                    self.running.push(ServerCall {
                         output_index,
-                        name: name.clone(),
-                        arguments: arguments.clone(),
-                    },
-                    out,
-                );
-                let item = Item::FunctionCall(FunctionCallItem {
-                    id: Some(id),
-                    call_id,
-                    name,
-                    arguments,
-                    status: Some(status),
-                });
-                (output_index, item)
+                        item_id: id,
+                        server_label,
+                        tool,
+                        arguments,
+                        approval_request_id: None,
+                    });
+                    return;
+                }
+            },
+        };
+        self.file_done(output_index, item, out);
+    }
+
+    /// The backend's stream for this turn ended: closes the turn's items (a
+    /// server-side call's item stays open until [`Assembler::call_finished`] or
+    /// [`Assembler::call_skipped`]) and says what the turn asked for.
+    pub fn end_turn(&mut self, out: &mut Vec<StreamEvent>) -> TurnEnd {
+        let finish = self.finish.take();
+        let status = match finish {
+            Some(FinishReason::Length | FinishReason::ContentFilter) => ItemStatus::Incomplete,
+            _ => ItemStatus::Completed,
+        };
+        let open = std::mem::take(&mut self.open);
+        let mut client_calls = 0;
+        let mut approvals = 0;
+        for item in &open {
+            match item {
+                OpenItem::Call {
+                    kind: CallKind::Function { .. },
+                    ..
+                }
+                | OpenItem::Unnamed { .. } => client_calls += 1,
+                OpenItem::Call {
+                    kind: CallKind::Approval { .. },
+                    ..
+                } => approvals += 1,
+                _ => {}
+            }
+        }
+        for item in open {
+            self.close(item, status, out);
+        }
+        if let Some(usage) = self.turn_usage.take() {
+            self.response.usage = Some(match self.response.usage {
+                Some(total) => add_usage(total, usage),
+                None => usage,
+            });
+        }
+        TurnEnd {
+            finish,
+            server_calls: std::mem::take(&mut self.running),
+            client_calls,
+            approvals,
+        }
+    }
+
+    /// An `mcp_list_tools` item starts; returns its output index.
+    pub fn list_started(&mut self, server_label: &str, out: &mut Vec<StreamEvent>) -> usize {
+        let output_index = self.reserve_slot();
+        let id = ids::mcp_list_tools_id();
+        let item = Item::McpListTools(McpListToolsItem {
+            id: id.clone(),
+            server_label: server_label.to_owned(),
+            tools: Vec::new(),
+            error: None,
+        });
+        self.emit(EventData::OutputItemAdded { output_index, item }, out);
+        self.emit(
+            EventData::McpListToolsInProgress {
+                item_id: id.clone(),
+                output_index,
+            },
+            out,
+        );
+        self.pending_lists
+            .push((output_index, id, server_label.to_owned()));
+        output_index
+    }
+
+    /// The listing at `output_index` finished, with the tools or an error.
+    pub fn list_finished(
+        &mut self,
+        output_index: usize,
+        result: Result<Vec<McpListedTool>, String>,
+        out: &mut Vec<StreamEvent>,
+    ) {
+        let Some(position) = self
+            .pending_lists
+            .iter()
+            .position(|(index, _, _)| *index == output_index)
+        else {
+            return;
+        };
+        let (_, id, server_label) = self.pending_lists.remove(position);
+        let (tools, error) = match result {
+            Ok(tools) => (tools, None),
+            Err(error) => (Vec::new(), Some(error)),
+        };
+        let data = if error.is_some() {
+            EventData::McpListToolsFailed {
+                item_id: id.clone(),
+                output_index,
+            }
+        } else {
+            EventData::McpListToolsCompleted {
+                item_id: id.clone(),
+                output_index,
             }
         };
+        self.emit(data, out);
+        let item = Item::McpListTools(McpListToolsItem {
+            id,
+            server_label,
+            tools,
+            error,
+        });
+        self.file_done(output_index, item, out);
+    }
+
+    /// An approved call starts outside a model turn: its item carries the
+    /// approval request it answers, and its arguments arrive as one delta.
+    pub fn call_started(
+        &mut self,
+        server_label: &str,
+        tool: &str,
+        arguments: &str,
+        approval_request_id: &str,
+        out: &mut Vec<StreamEvent>,
+    ) -> ServerCall {
+        let output_index = self.reserve_slot();
+        let item_id = ids::mcp_call_id();
+        let item = Item::McpCall(McpCallItem {
+            id: item_id.clone(),
+            server_label: server_label.to_owned(),
+            name: tool.to_owned(),
+            arguments: String::new(),
+            output: None,
+            error: None,
+            status: Some(McpCallStatus::InProgress),
+            approval_request_id: Some(approval_request_id.to_owned()),
+        });
+        self.emit(EventData::OutputItemAdded { output_index, item }, out);
+        self.emit(
+            EventData::McpCallInProgress {
+                item_id: item_id.clone(),
+                output_index,
+            },
+            out,
+        );
+        self.emit(
+            EventData::McpCallArgumentsDelta {
+                item_id: item_id.clone(),
+                output_index,
+                delta: arguments.to_owned(),
+            },
+            out,
+        );
+        self.emit(
+            EventData::McpCallArgumentsDone {
+                item_id: item_id.clone(),
+                output_index,
+                arguments: arguments.to_owned(),
+            },
+            out,
+        );
+        ServerCall {
+            output_index,
+            item_id,
+            server_label: server_label.to_owned(),
+            tool: tool.to_owned(),
+            arguments: arguments.to_owned(),
+            approval_request_id: Some(approval_request_id.to_owned()),
+        }
+    }
+
+    /// A server-side call ran: its item gets the output or the error.
+    pub fn call_finished(
+        &mut self,
+        call: ServerCall,
+        result: Result<McpCallResult, McpError>,
+        out: &mut Vec<StreamEvent>,
+    ) {
+        let (output, error) = match result {
+            Ok(McpCallResult {
+                output,
+                is_error: false,
+            }) => (Some(output), None),
+            Ok(McpCallResult {
+                output,
+                is_error: true,
+            }) => (
+                None,
+                Some(McpCallErrorKind::McpToolExecutionError {
+                    content: serde_json::json!([{"type": "text", "text": output}]),
+                }),
+            ),
+            Err(McpError::Http { status, message }) => (
+                None,
+                Some(McpCallErrorKind::HttpError {
+                    code: status,
+                    message,
+                }),
+            ),
+            Err(McpError::Protocol { code, message }) => (
+                None,
+                Some(McpCallErrorKind::McpProtocolError { code, message }),
+            ),
+            Err(other) => (
+                None,
+                Some(McpCallErrorKind::McpProtocolError {
+                    // JSON-RPC's "server error" code: the call never got an answer.
+                    code: -32000,
+                    message: other.to_string(),
+                }),
+            ),
+        };
+        let failed = error.is_some();
+        let data = if failed {
+            EventData::McpCallFailed {
+                item_id: call.item_id.clone(),
+                output_index: call.output_index,
+            }
+        } else {
+            EventData::McpCallCompleted {
+                item_id: call.item_id.clone(),
+                output_index: call.output_index,
+            }
+        };
+        self.emit(data, out);
+        let status = if failed {
+            McpCallStatus::Failed
+        } else {
+            McpCallStatus::Completed
+        };
+        self.file_call(call, output, error.map(McpCallError::Typed), status, out);
+    }
+
+    /// A server-side call will not run (a limit was reached, or the turn was cut).
+    pub fn call_skipped(&mut self, call: ServerCall, reason: &str, out: &mut Vec<StreamEvent>) {
+        let error = McpCallError::Typed(McpCallErrorKind::McpProtocolError {
+            code: -32000,
+            message: reason.to_owned(),
+        });
+        self.file_call(call, None, Some(error), McpCallStatus::Incomplete, out);
+    }
+
+    fn file_call(
+        &mut self,
+        call: ServerCall,
+        output: Option<String>,
+        error: Option<McpCallError>,
+        status: McpCallStatus,
+        out: &mut Vec<StreamEvent>,
+    ) {
+        let item = Item::McpCall(McpCallItem {
+            id: call.item_id,
+            server_label: call.server_label,
+            name: call.tool,
+            arguments: call.arguments,
+            output,
+            error,
+            status: Some(status),
+            approval_request_id: call.approval_request_id,
+        });
+        self.file_done(call.output_index, item, out);
+    }
+
+    /// Emits `output_item.done` for a finished item and files it in its slot.
+    fn file_done(&mut self, output_index: usize, item: Item, out: &mut Vec<StreamEvent>) {
         self.emit(
             EventData::OutputItemDone {
                 output_index,
@@ -556,42 +1020,39 @@ impl Assembler {
         }
     }
 
-    /// The backend's stream ended: closes every item and emits the terminal event.
-    pub fn finish(&mut self, now: u64, out: &mut Vec<StreamEvent>) {
+    /// The number of output items so far (finished or not).
+    pub fn output_len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The finished items from `start` on, in output order.
+    pub fn items_since(&self, start: usize) -> Vec<Item> {
+        self.slots.iter().skip(start).flatten().cloned().collect()
+    }
+
+    /// Ends the response: closes what is still open and emits the terminal event.
+    pub fn conclude(&mut self, conclusion: Conclusion, out: &mut Vec<StreamEvent>) {
         if self.finished {
             return;
         }
-        let Some(reason) = self.finish else {
-            self.fail(
-                ApiError::new(
-                    antwort_api::ErrorCode::BackendError,
-                    "the backend's stream ended before generation finished",
-                ),
-                out,
-            );
-            return;
-        };
-        let incomplete = match reason {
-            FinishReason::Length => Some(IncompleteReason::MaxOutputTokens),
-            FinishReason::ContentFilter => Some(IncompleteReason::ContentFilter),
-            FinishReason::Stop | FinishReason::ToolCalls => None,
-        };
-        let item_status = if incomplete.is_some() {
-            ItemStatus::Incomplete
-        } else {
-            ItemStatus::Completed
+        let item_status = match conclusion {
+            Conclusion::Completed { .. } => ItemStatus::Completed,
+            Conclusion::Incomplete(_) => ItemStatus::Incomplete,
         };
         self.close_all(item_status, out);
+        for call in std::mem::take(&mut self.running) {
+            self.call_skipped(call, "The response ended before this call ran.", out);
+        }
         self.response.output = self.slots.drain(..).flatten().collect();
-        let data = match incomplete {
-            Some(reason) => {
+        let data = match conclusion {
+            Conclusion::Incomplete(reason) => {
                 self.response.status = ResponseStatus::Incomplete;
                 self.response.incomplete_details = Some(IncompleteDetails { reason });
                 EventData::Incomplete {
                     response: Box::new(self.response.clone()),
                 }
             }
-            None => {
+            Conclusion::Completed { now } => {
                 self.response.status = ResponseStatus::Completed;
                 self.response.completed_at = Some(now);
                 EventData::Completed {
@@ -610,7 +1071,10 @@ impl Assembler {
             return;
         }
         self.close_all(ItemStatus::Incomplete, out);
-        // After `finish`, the output already moved into the response.
+        for call in std::mem::take(&mut self.running) {
+            self.call_skipped(call, "The response failed before this call ran.", out);
+        }
+        // After `conclude`, the output already moved into the response.
         if !self.slots.is_empty() {
             self.response.output = self.slots.drain(..).flatten().collect();
         }
@@ -649,5 +1113,22 @@ impl Assembler {
     /// The response as it stands (final once `is_finished`).
     pub fn response(&self) -> &Response {
         &self.response
+    }
+}
+
+/// Two turns' usage, added up.
+fn add_usage(a: Usage, b: Usage) -> Usage {
+    Usage {
+        input_tokens: a.input_tokens + b.input_tokens,
+        input_tokens_details: antwort_api::InputTokensDetails {
+            cached_tokens: a.input_tokens_details.cached_tokens
+                + b.input_tokens_details.cached_tokens,
+        },
+        output_tokens: a.output_tokens + b.output_tokens,
+        output_tokens_details: antwort_api::OutputTokensDetails {
+            reasoning_tokens: a.output_tokens_details.reasoning_tokens
+                + b.output_tokens_details.reasoning_tokens,
+        },
+        total_tokens: a.total_tokens + b.total_tokens,
     }
 }

@@ -69,7 +69,7 @@ impl Engine {
         }));
         let mut events = self
             .backend
-            .generate(turn)
+            .generate(&turn)
             .await
             .map_err(error::backend_error)?;
         let mut text = String::new();

@@ -30,6 +30,18 @@ pub fn reasoning_id() -> String {
     make("rs")
 }
 
+pub fn mcp_list_tools_id() -> String {
+    make("mcpl")
+}
+
+pub fn mcp_call_id() -> String {
+    make("mcp")
+}
+
+pub fn mcp_approval_request_id() -> String {
+    make("mcpr")
+}
+
 /// Gives every input item without an id one of its kind, so that stored input can
 /// be listed and referenced.
 pub fn assign_item_ids(items: &mut [antwort_api::Item]) {
@@ -41,7 +53,12 @@ pub fn assign_item_ids(items: &mut [antwort_api::Item]) {
             Item::FunctionCallOutput(o) => (&mut o.id, "fco"),
             Item::Reasoning(r) => (&mut r.id, "rs"),
             Item::Compaction(c) => (&mut c.id, "cmp"),
-            Item::ItemReference(_) => continue,
+            Item::McpApprovalResponse(a) => (&mut a.id, "mcpa"),
+            // These carry required ids of their own (they are output items sent back).
+            Item::ItemReference(_)
+            | Item::McpListTools(_)
+            | Item::McpCall(_)
+            | Item::McpApprovalRequest(_) => continue,
         };
         if slot.as_deref().is_none_or(str::is_empty) {
             *slot = Some(make(prefix));

@@ -6,15 +6,19 @@
 //! storage and replay) is built from that one stream, so there is never a second code
 //! path that must agree with the first.
 
+pub mod agent;
 pub mod assembler;
+pub mod catalog;
 mod clock;
 pub mod compaction;
 mod context;
 pub mod conversations;
 pub mod error;
 pub mod ids;
+pub mod mcp;
 pub mod model;
 pub mod prepare;
+pub mod replay;
 pub mod store;
 pub mod stream;
 pub mod tokens;
@@ -25,6 +29,7 @@ use std::sync::Arc;
 use antwort_api::{ApiError, CreateResponseRequest, Item, Model};
 
 pub use assembler::{Assembler, ReasoningEventNames};
+pub use mcp::McpConnector;
 pub use model::{
     Backend, BackendError, FinishReason, ModelEvent, ModelRequest, ModelStream, ModelToolChoice,
 };
@@ -40,11 +45,20 @@ pub struct EngineConfig {
     /// Context window, in tokens, of models not listed in `model_context_windows`.
     pub context_window: u64,
     pub model_context_windows: std::collections::HashMap<String, u64>,
+    /// Model turns one response may take in the agentic loop.
+    pub max_turns: u32,
+    /// Server-side tool calls of one turn run at once (when parallel calls are allowed).
+    pub tool_concurrency: usize,
 }
 
 /// Large enough for current open models (Llama 3.x, Qwen 3 with YaRN, Mistral);
 /// smaller models are set per model in the configuration.
 pub const DEFAULT_CONTEXT_WINDOW: u64 = 131_072;
+
+/// As in the Go antwort's `engine.max_turns`.
+pub const DEFAULT_MAX_TURNS: u32 = 10;
+
+pub const DEFAULT_TOOL_CONCURRENCY: usize = 8;
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -53,6 +67,8 @@ impl Default for EngineConfig {
             reasoning_event_names: ReasoningEventNames::default(),
             context_window: DEFAULT_CONTEXT_WINDOW,
             model_context_windows: std::collections::HashMap::new(),
+            max_turns: DEFAULT_MAX_TURNS,
+            tool_concurrency: DEFAULT_TOOL_CONCURRENCY,
         }
     }
 }
@@ -71,6 +87,8 @@ impl EngineConfig {
 struct Turn {
     plan: prepare::Plan,
     own_input: Vec<Item>,
+    /// Calls the new input approved, to run before the first model turn.
+    approved: Vec<agent::ApprovedCall>,
 }
 
 /// A started response: its event stream and what the server reports beside it.
@@ -127,6 +145,7 @@ impl Events {
 pub struct Engine {
     backend: Arc<dyn Backend>,
     store: Arc<dyn Store>,
+    mcp: Arc<dyn McpConnector>,
     config: Arc<EngineConfig>,
     /// Detached work (stored responses whose client may be gone), awaited on shutdown.
     tasks: tokio_util::task::TaskTracker,
@@ -137,9 +156,16 @@ impl Engine {
         Self {
             backend,
             store,
+            mcp: Arc::new(mcp::NoMcp),
             config: Arc::new(config),
             tasks: tokio_util::task::TaskTracker::new(),
         }
+    }
+
+    /// Runs MCP tools through `mcp` (without it, every MCP server is unknown).
+    pub fn with_mcp(mut self, mcp: Arc<dyn McpConnector>) -> Self {
+        self.mcp = mcp;
+        self
     }
 
     /// Waits until every detached response has finished and been saved. Called on
@@ -177,6 +203,17 @@ impl Engine {
         let replayed = input.len();
         input.extend(own_input.iter().cloned());
         context::check_call_outputs(&input, replayed)?;
+        context::known_tool_lists(&input, &mut plan.servers);
+        let approved = context::approved_calls(&input, replayed, &plan.servers)?;
+        if plan.servers.iter().all(|s| s.tools.is_some()) {
+            // Every server's tools are known: the model sees them from the first
+            // turn, and the fit below counts them.
+            let catalog =
+                catalog::Catalog::build(&plan.functions, &plan.servers, &plan.tool_choice);
+            plan.model_request.tools = catalog.offered;
+            plan.model_request.tool_choice = catalog.tool_choice;
+        }
+        let mut input = replay::model_view(input);
         if fit {
             let request = &plan.model_request;
             let fixed = tokens::count_fixed(request.instructions.as_deref(), &request.tools);
@@ -185,7 +222,11 @@ impl Engine {
             truncation::fit(&mut input, fixed, limit, plan.response.truncation)?;
         }
         plan.model_request.input = input;
-        Ok(Turn { plan, own_input })
+        Ok(Turn {
+            plan,
+            own_input,
+            approved,
+        })
     }
 
     /// `POST /v1/responses/input_tokens`: what the input of this request would take.
@@ -208,18 +249,31 @@ impl Engine {
         scope: &Scope,
         request: CreateResponseRequest,
     ) -> Result<Started, ApiError> {
-        let Turn { plan, own_input } = self.prepare_turn(scope, request, true).await?;
+        let Turn {
+            plan,
+            own_input,
+            approved,
+        } = self.prepare_turn(scope, request, true).await?;
         if !plan.skipped_tools.is_empty() {
             tracing::warn!(
                 skipped_tools = ?plan.skipped_tools,
                 "hosted tools requested that this deployment does not run; not offered to the model"
             );
         }
-        let upstream = self
-            .backend
-            .generate(plan.model_request)
-            .await
-            .map_err(error::backend_error)?;
+        // Without tool work before the first turn, the backend is asked now, so
+        // that its failure is still the client's HTTP status.
+        let tool_work_first =
+            !approved.is_empty() || plan.servers.iter().any(|s| s.tools.is_none());
+        let first = if tool_work_first {
+            None
+        } else {
+            Some(
+                self.backend
+                    .generate(&plan.model_request)
+                    .await
+                    .map_err(error::backend_error)?,
+            )
+        };
         // Work whose result is kept (the response, or the conversation it joins)
         // finishes without its client.
         let store = plan.response.store || plan.conversation_id.is_some();
@@ -229,13 +283,31 @@ impl Engine {
             input: own_input,
             conversation_id: plan.conversation_id.clone(),
         });
-        let assembler = Assembler::new(
-            plan.response,
-            plan.logprobs,
-            self.config.reasoning_event_names,
-        );
+        let response_id = plan.response.id.clone();
+        let limits = agent::Limits {
+            max_tool_calls: plan.response.max_tool_calls,
+            max_turns: self.config.max_turns,
+            concurrency: self.config.tool_concurrency,
+        };
+        let run = agent::Run {
+            assembler: Assembler::new(
+                plan.response,
+                plan.logprobs,
+                self.config.reasoning_event_names,
+            ),
+            request: plan.model_request,
+            first,
+            backend: self.backend.clone(),
+            mcp: self.mcp.clone(),
+            functions: plan.functions,
+            servers: plan.servers,
+            tool_choice: plan.tool_choice,
+            approved,
+            limits,
+            persist,
+        };
         Ok(Started {
-            stream: ResponseStream::new(assembler, upstream, persist),
+            stream: ResponseStream::new(response_id, |sink| run.run(sink)),
             store,
             tasks: self.tasks.clone(),
             skipped_tools: plan.skipped_tools,

@@ -91,7 +91,7 @@ pub trait Backend: Send + Sync {
     /// Starts generating. Returns once the backend has accepted the request (its
     /// status line and headers are in), so that failures before the first byte are
     /// still ordinary errors the client gets as an HTTP status.
-    async fn generate(&self, request: ModelRequest) -> Result<ModelStream, BackendError>;
+    async fn generate(&self, request: &ModelRequest) -> Result<ModelStream, BackendError>;
 
     /// The models the backend serves.
     async fn list_models(&self) -> Result<Vec<Model>, BackendError>;

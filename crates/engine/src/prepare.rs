@@ -5,15 +5,21 @@
 use antwort_api::{
     ApiError, ContentPart, CreateResponseRequest, ErrorCode, FunctionTool, Include, Input, Item,
     MessageContent, MessageItem, ReasoningConfig, Response, ResponseObject, ResponseStatus, Role,
-    TextConfig, Tool, ToolChoice, ToolChoiceMode,
+    TextConfig, Tool, ToolChoice,
 };
 
-use crate::model::{ModelRequest, ModelToolChoice};
+use crate::catalog::{self, Catalog, DeclaredServer};
+use crate::model::ModelRequest;
 
 /// Everything needed to run one create request.
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub model_request: ModelRequest,
+    /// The client's functions, as declared.
+    pub functions: Vec<FunctionTool>,
+    /// The MCP servers the request declared; their tools are filled in later.
+    pub servers: Vec<DeclaredServer>,
+    pub tool_choice: ToolChoice,
     /// The response as it stands before generation: status `in_progress`, no output.
     pub response: Response,
     /// Hosted tool types the request listed that this deployment does not run; they
@@ -74,22 +80,25 @@ pub fn plan(
     }
 
     let tools = request.tools.clone().unwrap_or_default();
-    let functions: Vec<&FunctionTool> = tools
+    let functions: Vec<FunctionTool> = tools
         .iter()
         .filter_map(|tool| match tool {
-            Tool::Function(function) => Some(function),
-            Tool::Hosted(_) => None,
+            Tool::Function(function) => Some(function.clone()),
+            Tool::Mcp(_) | Tool::Hosted(_) => None,
         })
         .collect();
+    let servers = catalog::declared_servers(&tools)?;
     let skipped_tools: Vec<String> = tools
         .iter()
         .filter_map(|tool| match tool {
             Tool::Hosted(hosted) => Some(hosted.kind.clone()),
-            Tool::Function(_) => None,
+            Tool::Function(_) | Tool::Mcp(_) => None,
         })
         .collect();
     let tool_choice = request.tool_choice.clone().unwrap_or_default();
-    let (offered, model_tool_choice) = resolve_tool_choice(&tool_choice, &functions)?;
+    catalog::check_tool_choice(&tool_choice, &functions, &servers)?;
+    // Until MCP servers' tools are known, the model is offered the functions.
+    let catalog = Catalog::build(&functions, &servers, &tool_choice);
 
     let logprobs = request.includes(Include::OutputTextLogprobs);
     let text = request.text.clone().unwrap_or_default();
@@ -98,8 +107,8 @@ pub fn plan(
         model: model.clone(),
         instructions: request.instructions.clone(),
         input,
-        tools: offered,
-        tool_choice: model_tool_choice,
+        tools: catalog.offered,
+        tool_choice: catalog.tool_choice,
         parallel_tool_calls: request.parallel_tool_calls,
         text_format: text.format.clone(),
         verbosity: text.verbosity,
@@ -127,7 +136,7 @@ pub fn plan(
         output: Vec::new(),
         error: None,
         tools,
-        tool_choice,
+        tool_choice: tool_choice.clone(),
         truncation: request.truncation.unwrap_or_default(),
         parallel_tool_calls: request.parallel_tool_calls.unwrap_or(true),
         text: TextConfig {
@@ -158,6 +167,9 @@ pub fn plan(
 
     Ok(Plan {
         model_request,
+        functions,
+        servers,
+        tool_choice,
         skipped_tools,
         logprobs,
         previous_response_id: request.previous_response_id,
@@ -231,8 +243,13 @@ fn check_input(input: &[Item]) -> Result<(), ApiError> {
                 ));
             }
             Item::Message(message) => check_message(index, message)?,
-            // References are resolved against the store by the engine.
+            // References are resolved against the store by the engine; approval
+            // answers are matched with their requests once the context is loaded.
             Item::FunctionCall(_)
+            | Item::McpListTools(_)
+            | Item::McpCall(_)
+            | Item::McpApprovalRequest(_)
+            | Item::McpApprovalResponse(_)
             | Item::FunctionCallOutput(_)
             | Item::Reasoning(_)
             | Item::ItemReference(_)
@@ -323,80 +340,10 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
-/// Decides which functions the model sees and how it must choose among them.
-fn resolve_tool_choice(
-    choice: &ToolChoice,
-    functions: &[&FunctionTool],
-) -> Result<(Vec<FunctionTool>, ModelToolChoice), ApiError> {
-    let all = || functions.iter().map(|f| (*f).clone()).collect::<Vec<_>>();
-    let exists = |name: &str| functions.iter().any(|f| f.name == name);
-    let mode = |mode: ToolChoiceMode| match mode {
-        ToolChoiceMode::None => ModelToolChoice::None,
-        ToolChoiceMode::Auto => ModelToolChoice::Auto,
-        ToolChoiceMode::Required => ModelToolChoice::Required,
-    };
-    match choice {
-        ToolChoice::Mode(ToolChoiceMode::Auto) if functions.is_empty() => {
-            Ok((Vec::new(), ModelToolChoice::Default))
-        }
-        ToolChoice::Mode(ToolChoiceMode::Required) if functions.is_empty() => {
-            Err(ApiError::invalid(
-                "tool_choice",
-                "tool_choice 'required' needs at least one function tool",
-            ))
-        }
-        ToolChoice::Mode(choice_mode) => Ok((all(), mode(*choice_mode))),
-        ToolChoice::Function { name } => {
-            if !exists(name) {
-                return Err(ApiError::invalid(
-                    "tool_choice",
-                    format!("tool_choice names function '{name}', which is not in tools"),
-                ));
-            }
-            Ok((all(), ModelToolChoice::Function(name.clone())))
-        }
-        ToolChoice::AllowedTools {
-            mode: choice_mode,
-            tools,
-        } => {
-            let mut allowed = Vec::with_capacity(tools.len());
-            for (index, tool) in tools.iter().enumerate() {
-                let param = || format!("tool_choice.tools[{index}]");
-                if tool.kind != "function" {
-                    return Err(ApiError::unsupported(
-                        param(),
-                        format!(
-                            "allowed_tools entry of type '{}' is not supported; only function tools run here",
-                            tool.kind
-                        ),
-                    ));
-                }
-                let Some(name) = &tool.name else {
-                    return Err(ApiError::invalid(
-                        param(),
-                        "allowed_tools entry needs a name",
-                    ));
-                };
-                let Some(function) = functions.iter().find(|f| &f.name == name) else {
-                    return Err(ApiError::invalid(
-                        param(),
-                        format!("allowed_tools names function '{name}', which is not in tools"),
-                    ));
-                };
-                allowed.push((*function).clone());
-            }
-            Ok((allowed, mode(*choice_mode)))
-        }
-        ToolChoice::Hosted { kind } => Err(ApiError::unsupported(
-            "tool_choice",
-            format!("tool_choice of type '{kind}' names a hosted tool this gateway does not run"),
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ModelToolChoice;
 
     fn plan_for(body: &str) -> Result<Plan, ApiError> {
         let request = CreateResponseRequest::from_json(body.as_bytes())?;

@@ -51,7 +51,21 @@ pub fn count_item(item: &Item) -> u64 {
         }
         Item::FunctionCallOutput(output) => PER_MESSAGE + count_content(&output.output),
         Item::Compaction(compaction) => PER_MESSAGE + count_text(&compaction.encrypted_content),
-        Item::Reasoning(_) | Item::ItemReference(_) => 0,
+        // MCP items reach a backend as function calls and outputs (see `replay`);
+        // counted here only when a count is asked of raw stored input.
+        Item::McpCall(call) => {
+            PER_MESSAGE
+                + count_text(&call.name)
+                + count_text(&call.arguments)
+                + call.output.as_deref().map_or(0, count_text)
+        }
+        Item::McpApprovalRequest(request) => {
+            PER_MESSAGE + count_text(&request.name) + count_text(&request.arguments)
+        }
+        Item::Reasoning(_)
+        | Item::ItemReference(_)
+        | Item::McpListTools(_)
+        | Item::McpApprovalResponse(_) => 0,
     }
 }
 

@@ -22,6 +22,9 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use serde_json::Value;
 
+#[path = "event_sequences/agent_loop.rs"]
+mod agent_loop;
+
 /// A backend that replays a script and records the requests it was given.
 struct ScriptedBackend {
     script: Vec<Result<ModelEvent, BackendError>>,
@@ -30,8 +33,8 @@ struct ScriptedBackend {
 
 #[async_trait]
 impl Backend for ScriptedBackend {
-    async fn generate(&self, request: ModelRequest) -> Result<ModelStream, BackendError> {
-        self.seen.lock().unwrap().push(request);
+    async fn generate(&self, request: &ModelRequest) -> Result<ModelStream, BackendError> {
+        self.seen.lock().unwrap().push(request.clone());
         Ok(futures::stream::iter(self.script.clone()).boxed())
     }
     async fn list_models(&self) -> Result<Vec<Model>, BackendError> {
@@ -219,6 +222,12 @@ async fn run_with(
         );
     }
     check_grammar(&events);
+    render(&events)
+}
+
+/// One JSON event per line, ids and timestamps normalised, the response objects
+/// cut down to what the snapshots are about.
+fn render(events: &[antwort_api::StreamEvent]) -> String {
     let mut ids = HashMap::new();
     events
         .iter()

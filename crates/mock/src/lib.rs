@@ -4,7 +4,23 @@
 //! received, and is scripted by directives in the prompt (see [`script`]).
 //! `GET /mock/stats` counts requests and streams, including streams the client
 //! abandoned, so that tests can see upstream cancellation.
+//!
+//! On the same port it is also an MCP server (see [`mcp`]) with the tools `add`,
+//! `echo`, `fail`, `sleep` and `big`:
+//!
+//! - `/mcp`: Streamable HTTP, no authentication;
+//! - `/mcp-auth`: Streamable HTTP behind `Authorization: Bearer <token>`, where the
+//!   token is `static-token` or one issued by `/oauth/token`;
+//! - `POST /oauth/token`: the OAuth `client_credentials` grant for the clients
+//!   `antwort` and `antwort-short` (secret `s3cret`; the latter's tokens expire
+//!   after one second);
+//! - `GET /sse` and `POST /sse/message?sessionId=<id>`: the older HTTP+SSE
+//!   transport (protocol revision 2024-11-05).
+//!
+//! `/mock/stats` then also reports `mcp_list_tools`, `mcp_tool_calls` and
+//! `oauth_tokens_issued`, so that tests can see what the gateway caches.
 
+pub mod mcp;
 pub mod script;
 
 use std::convert::Infallible;
@@ -31,6 +47,13 @@ pub struct Stats {
     pub streams_completed: AtomicU64,
     /// Streams whose client went away before the end.
     pub streams_cancelled: AtomicU64,
+    /// MCP `tools/list` requests served, over every transport.
+    pub mcp_list_tools: AtomicU64,
+    /// MCP `tools/call` requests served, over every transport (unknown tools and
+    /// failing calls included).
+    pub mcp_tool_calls: AtomicU64,
+    /// Access tokens issued by `/oauth/token`.
+    pub oauth_tokens_issued: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -39,8 +62,10 @@ struct MockState {
     stats: Arc<Stats>,
 }
 
-/// The mock's routes.
+/// The mock's routes: the OpenAI-compatible ones under `/v1`, `/mock/stats`, and
+/// the MCP ones of [`mcp::router`].
 pub fn router(latency: Latency, stats: Arc<Stats>) -> Router {
+    let mcp = mcp::router(stats.clone());
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/models", get(models))
@@ -48,6 +73,7 @@ pub fn router(latency: Latency, stats: Arc<Stats>) -> Router {
         .route("/v1/responses", post(responses))
         .route("/mock/stats", get(stats_route))
         .with_state(MockState { latency, stats })
+        .merge(mcp)
 }
 
 /// Serves the mock on `listener` until the process ends.
@@ -83,6 +109,9 @@ async fn stats_route(State(state): State<MockState>) -> impl IntoResponse {
         "streams_started": s.streams_started.load(Ordering::SeqCst),
         "streams_completed": s.streams_completed.load(Ordering::SeqCst),
         "streams_cancelled": s.streams_cancelled.load(Ordering::SeqCst),
+        "mcp_list_tools": s.mcp_list_tools.load(Ordering::SeqCst),
+        "mcp_tool_calls": s.mcp_tool_calls.load(Ordering::SeqCst),
+        "oauth_tokens_issued": s.oauth_tokens_issued.load(Ordering::SeqCst),
     }))
 }
 

@@ -1,4 +1,10 @@
 //! `antwort-mock`: runs the scripted backend on a port, for demos and benchmarks.
+//!
+//! The same port also serves the MCP test servers (see `antwort_mock::mcp`):
+//! `/mcp` (Streamable HTTP), `/mcp-auth` (the same behind a bearer token:
+//! `static-token`, or one from `POST /oauth/token` for the clients `antwort` or
+//! `antwort-short` with secret `s3cret`), and `/sse` with `/sse/message` (the
+//! older HTTP+SSE transport). Their counters are in `GET /mock/stats`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +27,11 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter("info").init();
+    // rmcp logs every session's lifecycle at info, which would drown the mock's own
+    // lines in a benchmark or an SDK test run.
+    tracing_subscriber::fmt()
+        .with_env_filter("info,rmcp=warn")
+        .init();
     let args = Args::parse();
     let listener = tokio::net::TcpListener::bind(&args.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "antwort-mock is serving");

@@ -1,14 +1,18 @@
 //! What the mock will answer: read from the request it received.
 //!
 //! Directives in the last user message (or the system prompt) script the answer:
-//! `[[reply:TEXT]]`, `[[echo_request]]`, `[[tool:NAME:ARGS_JSON]]` (repeatable),
+//! `[[reply:TEXT]]`, `[[echo_request]]`, `[[tool:NAME:ARGS_JSON]]` (repeatable; only
+//! while no tool result follows the last user message, so that a loop that feeds
+//! results back gets an answer), `[[tool_always:NAME:ARGS_JSON]]` (on every turn,
+//! for loops that never end),
 //! `[[reasoning:TEXT]]`, `[[refuse:TEXT]]`, `[[error:STATUS]]`, `[[retry_after:SECS]]`,
 //! `[[cut:N]]` (drop the stream after N chunks), `[[finish:length]]`,
 //! `[[ttft_ms:N]]`, `[[delay_ms:N]]`, `[[tokens:N]]`, `[[no_usage]]`.
 //! A model whose name contains `reasoning` reasons by default.
 //! Without directives the answer reflects the input, so that tests see exactly what
 //! the gateway sent: `echo: <last user text> | system: <system prompt> |
-//! messages: <n> | images: <n> | tools: <names>`.
+//! messages: <n> | images: <n> | tools: <names>`, and, when tool results follow
+//! the last user message, `| tool_results: <their contents, joined by " ; ">`.
 
 use std::time::Duration;
 
@@ -51,12 +55,16 @@ pub fn from_chat_request(body: &Value, latency: Latency) -> Script {
             _ => String::new(),
         }
     };
-    let last_user = messages
-        .iter()
-        .rev()
-        .find(|m| m["role"] == "user")
-        .map(text_of)
+    let last_user_index = messages.iter().rposition(|m| m["role"] == "user");
+    let last_user = last_user_index
+        .map(|i| text_of(&messages[i]))
         .unwrap_or_default();
+    let tool_results: Vec<String> = messages
+        .iter()
+        .skip(last_user_index.map_or(0, |i| i + 1))
+        .filter(|m| m["role"] == "tool")
+        .map(text_of)
+        .collect();
     let system: Vec<String> = messages
         .iter()
         .filter(|m| m["role"] == "system")
@@ -97,7 +105,8 @@ pub fn from_chat_request(body: &Value, latency: Latency) -> Script {
         match name {
             "reply" => script.text = Some(value.to_owned()),
             "echo_request" => script.text = Some(body.to_string()),
-            "tool" => {
+            "tool" if !tool_results.is_empty() => {}
+            "tool" | "tool_always" => {
                 let (tool, args) = value.split_once(':').unwrap_or((value, "{}"));
                 script.tool_calls.push((tool.to_owned(), args.to_owned()));
             }
@@ -131,7 +140,7 @@ pub fn from_chat_request(body: &Value, latency: Latency) -> Script {
             }
             Some("json_object") => json!({"echo": last_user}).to_string(),
             _ => format!(
-                "echo: {last_user} | system: {} | messages: {} | images: {images} | tools: {}",
+                "echo: {last_user} | system: {} | messages: {} | images: {images} | tools: {}{}",
                 if system.is_empty() {
                     "-".to_owned()
                 } else {
@@ -142,6 +151,11 @@ pub fn from_chat_request(body: &Value, latency: Latency) -> Script {
                     "-".to_owned()
                 } else {
                     tools.join(",")
+                },
+                if tool_results.is_empty() {
+                    String::new()
+                } else {
+                    format!(" | tool_results: {}", tool_results.join(" ; "))
                 },
             ),
         });
@@ -240,6 +254,24 @@ mod tests {
         assert_eq!(script.finish_reason, "tool_calls");
         assert_eq!(script.reasoning.as_deref(), Some("hmm"));
         assert_eq!(script.ttft, Duration::from_millis(5));
+    }
+
+    #[test]
+    fn tool_directives_stop_once_results_come_back() {
+        let body = json!({"model": "m", "messages": [
+            {"role": "user", "content": "go [[tool:add:{}]] [[tool_always:echo:{}]]"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "add", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "3"}
+        ]});
+        let script = from_chat_request(&body, Latency::default());
+        assert_eq!(script.tool_calls, [("echo".to_owned(), "{}".to_owned())]);
+        let body = json!({"model": "m", "messages": [
+            {"role": "user", "content": "go [[tool:add:{}]]"},
+            {"role": "tool", "tool_call_id": "c1", "content": "3"}
+        ]});
+        let script = from_chat_request(&body, Latency::default());
+        assert!(script.tool_calls.is_empty());
+        assert!(script.text.unwrap().ends_with("| tool_results: 3"));
     }
 
     #[test]

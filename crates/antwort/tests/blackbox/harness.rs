@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 pub struct Gateway {
     /// Base URL of the gateway, without `/v1`.
     pub url: String,
+    /// Base URL of the mock, without `/v1`: its MCP servers live here.
+    pub mock_url: String,
     pub mock_stats: Arc<Stats>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
@@ -24,8 +26,11 @@ pub async fn start() -> Gateway {
 
 pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Gateway {
     let (mock_url, mock_stats) = antwort_mock::spawn(Latency::default()).await.unwrap();
+    let mock_root = mock_url.trim_end_matches("/v1").to_owned();
     let mut config = Config::default();
     config.engine.backend_url = Some(mock_url);
+    // The test MCP servers are on loopback; the policy test turns this off again.
+    config.mcp.url_policy.allow_loopback = true;
     config.engine.default_model = Some("mock-model".into());
     config.server.keepalive_interval = Duration::from_millis(100);
     config.storage.kind = antwort::config::StorageKind::Memory;
@@ -43,6 +48,7 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Gateway {
     });
     Gateway {
         url,
+        mock_url: mock_root,
         mock_stats,
         _shutdown: shutdown,
     }
@@ -297,6 +303,19 @@ impl Sse {
                     let all = text_deltas.get(&item_key()).cloned().unwrap_or_default();
                     assert_eq!(event["refusal"], all.as_str());
                 }
+                "response.mcp_call_arguments.delta" => {
+                    argument_deltas
+                        .entry(event["item_id"].as_str().unwrap().to_owned())
+                        .or_default()
+                        .push_str(event["delta"].as_str().unwrap());
+                }
+                "response.mcp_call_arguments.done" => {
+                    let all = argument_deltas
+                        .get(event["item_id"].as_str().unwrap())
+                        .cloned()
+                        .unwrap_or_default();
+                    assert_eq!(event["arguments"], all.as_str());
+                }
                 "response.function_call_arguments.delta" => {
                     argument_deltas
                         .entry(event["item_id"].as_str().unwrap().to_owned())
@@ -338,6 +357,152 @@ pub fn spec() -> &'static Spec {
     SPEC.get_or_init(Spec::load)
 }
 
+/// The OpenResponses document defines no MCP items or events; the OpenAI API does.
+/// These schemas follow the official `openai` Python package's types
+/// (`openai/types/responses/`): the `mcp` tool, `McpListTools`, `McpCall`,
+/// `McpApprovalRequest` and the `response.mcp_*` events. They join the tool and
+/// output item unions and the events. An echoed `mcp` tool must not carry its
+/// secrets (`headers`, `authorization`).
+fn add_openai_mcp_schemas(document: &mut Value) {
+    let nullable_string = json!({"anyOf": [{"type": "string"}, {"type": "null"}]});
+    let schemas = &mut document["components"]["schemas"];
+    schemas["McpListTools"] = json!({
+        "type": "object",
+        "required": ["type", "id", "server_label", "tools"],
+        "properties": {
+            "type": {"enum": ["mcp_list_tools"]},
+            "id": {"type": "string"},
+            "server_label": {"type": "string"},
+            "error": nullable_string,
+            "tools": {"type": "array", "items": {
+                "type": "object",
+                "required": ["name", "input_schema"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "description": nullable_string,
+                    "input_schema": {},
+                    "annotations": {},
+                },
+            }},
+        },
+    });
+    schemas["McpCall"] = json!({
+        "type": "object",
+        "required": ["type", "id", "server_label", "name", "arguments"],
+        "properties": {
+            "type": {"enum": ["mcp_call"]},
+            "id": {"type": "string"},
+            "server_label": {"type": "string"},
+            "name": {"type": "string"},
+            "arguments": {"type": "string"},
+            "output": nullable_string,
+            "approval_request_id": nullable_string,
+            "status": {"enum": ["in_progress", "completed", "incomplete", "calling", "failed"]},
+            "error": {"oneOf": [
+                {"type": "null"},
+                {"type": "object", "required": ["type", "code", "message"], "properties": {
+                    "type": {"enum": ["mcp_protocol_error"]}, "code": {"type": "integer"},
+                    "message": {"type": "string"}}},
+                {"type": "object", "required": ["type", "content"], "properties": {
+                    "type": {"enum": ["mcp_tool_execution_error"]}}},
+                {"type": "object", "required": ["type", "code", "message"], "properties": {
+                    "type": {"enum": ["http_error"]}, "code": {"type": "integer"},
+                    "message": {"type": "string"}}},
+            ]},
+        },
+    });
+    schemas["McpApprovalRequest"] = json!({
+        "type": "object",
+        "required": ["type", "id", "server_label", "name", "arguments"],
+        "properties": {
+            "type": {"enum": ["mcp_approval_request"]},
+            "id": {"type": "string"},
+            "server_label": {"type": "string"},
+            "name": {"type": "string"},
+            "arguments": {"type": "string"},
+        },
+    });
+    schemas["McpTool"] = json!({
+        "type": "object",
+        "required": ["type", "server_label"],
+        "properties": {
+            "type": {"enum": ["mcp"]},
+            "server_label": {"type": "string"},
+            "server_url": {"type": "string"},
+            "server_description": {"type": "string"},
+            "allowed_tools": {},
+            "require_approval": {},
+        },
+        "not": {"anyOf": [{"required": ["headers"]}, {"required": ["authorization"]}]},
+    });
+    schemas["Tool"]["oneOf"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"$ref": "#/components/schemas/McpTool"}));
+    for name in ["McpListTools", "McpCall", "McpApprovalRequest"] {
+        schemas["ItemField"]["oneOf"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"$ref": format!("#/components/schemas/{name}")}));
+    }
+    let event = |kind: &str, extra: Value| {
+        let mut properties = json!({
+            "type": {"enum": [kind]},
+            "item_id": {"type": "string"},
+            "output_index": {"type": "integer"},
+            "sequence_number": {"type": "integer"},
+        });
+        let mut required = vec![
+            json!("type"),
+            json!("item_id"),
+            json!("output_index"),
+            json!("sequence_number"),
+        ];
+        for (key, schema) in extra.as_object().unwrap() {
+            properties[key] = schema.clone();
+            required.push(json!(key));
+        }
+        json!({"type": "object", "required": required, "properties": properties})
+    };
+    let events = [
+        (
+            "McpListToolsInProgress",
+            "response.mcp_list_tools.in_progress",
+            json!({}),
+        ),
+        (
+            "McpListToolsCompleted",
+            "response.mcp_list_tools.completed",
+            json!({}),
+        ),
+        (
+            "McpListToolsFailed",
+            "response.mcp_list_tools.failed",
+            json!({}),
+        ),
+        (
+            "McpCallInProgress",
+            "response.mcp_call.in_progress",
+            json!({}),
+        ),
+        ("McpCallCompleted", "response.mcp_call.completed", json!({})),
+        ("McpCallFailed", "response.mcp_call.failed", json!({})),
+        (
+            "McpCallArgumentsDelta",
+            "response.mcp_call_arguments.delta",
+            json!({"delta": {"type": "string"}}),
+        ),
+        (
+            "McpCallArgumentsDone",
+            "response.mcp_call_arguments.done",
+            json!({"arguments": {"type": "string"}}),
+        ),
+    ];
+    for (name, kind, extra) in events {
+        schemas[format!("{name}StreamingEvent")] = event(kind, extra);
+    }
+}
+
 impl Spec {
     fn load() -> Self {
         let path = std::env::var("ANTWORT_SPEC").unwrap_or_else(|_| {
@@ -354,6 +519,7 @@ impl Spec {
         // bug: the request side types it as an object). Accept any value there.
         document["components"]["schemas"]["JsonSchemaResponseFormat"]["properties"]["schema"] =
             json!({});
+        add_openai_mcp_schemas(&mut document);
         let schemas = document["components"]["schemas"]
             .as_object()
             .unwrap()
@@ -424,5 +590,15 @@ pub fn output_text(response: &Value) -> String {
         .flat_map(|item| item["content"].as_array().unwrap().iter())
         .filter(|part| part["type"] == "output_text")
         .map(|part| part["text"].as_str().unwrap())
+        .collect()
+}
+
+/// The roles of the chat messages in a request the mock echoed (`[[echo_request]]`).
+pub fn message_roles(sent: &Value) -> Vec<&str> {
+    sent["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
         .collect()
 }

@@ -16,6 +16,7 @@ mod conversations;
 mod crash;
 mod errors;
 mod input;
+mod mcp;
 mod operations;
 mod storage;
 mod streaming;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Gateway, client, output_text, spec, start};
+use crate::harness::{Gateway, client, message_roles, output_text, spec, start};
 
 async fn get(gateway: &Gateway, id: &str) -> crate::harness::Answer {
     gateway.get(&format!("/v1/responses/{id}")).await
@@ -199,12 +199,7 @@ async fn a_chain_through_function_calls_replays_calls_and_outputs() {
             "input": [{"type": "function_call_output", "call_id": call_id, "output": "{\"temp\":21}"}, {"role": "user", "content": "[[echo_request]]"}]}))
         .await;
     let sent: Value = serde_json::from_str(&output_text(&second)).unwrap();
-    let roles: Vec<&str> = sent["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["role"].as_str().unwrap())
-        .collect();
+    let roles = message_roles(&sent);
     assert_eq!(roles, ["user", "assistant", "tool", "user"]);
     assert_eq!(sent["messages"][1]["tool_calls"][0]["id"], call_id);
     assert_eq!(sent["messages"][2]["tool_call_id"], call_id);

@@ -162,8 +162,8 @@ fn error_message(body: &str) -> String {
 
 #[async_trait]
 impl Backend for ChatBackend {
-    async fn generate(&self, request: ModelRequest) -> Result<ModelStream, BackendError> {
-        let body = chat_request(&request);
+    async fn generate(&self, request: &ModelRequest) -> Result<ModelStream, BackendError> {
+        let body = chat_request(request);
         let response = self
             .send(self.post("/chat/completions").json(&body))
             .await?;

@@ -212,8 +212,14 @@ fn push_item<'a>(messages: &mut Vec<ChatMessage<'a>>, item: &'a Item) {
             }
         }
         // Reasoning is not replayed (see the module comment); references are
-        // resolved before a backend sees a turn.
-        Item::Reasoning(_) | Item::ItemReference(_) => {}
+        // resolved, and MCP items turned into calls and outputs, before a backend
+        // sees a turn (the engine's `replay`).
+        Item::Reasoning(_)
+        | Item::ItemReference(_)
+        | Item::McpListTools(_)
+        | Item::McpCall(_)
+        | Item::McpApprovalRequest(_)
+        | Item::McpApprovalResponse(_) => {}
     }
 }
 

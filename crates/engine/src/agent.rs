@@ -1,0 +1,369 @@
+//! The agentic loop: one response, as many model turns as its server-side tools
+//! need.
+//!
+//! Before the first turn, MCP servers whose tools are not known from the context
+//! are listed, and calls the client approved are run. Then: ask the model; run
+//! every server-side call of the turn (concurrently up to a bound when parallel
+//! tool calls are allowed, one at a time otherwise); feed the results back; and
+//! repeat until the model answers, hands function calls back to the client, asks
+//! for an approval, or a limit is reached. Every step goes through the one
+//! assembler, so the events of a loop obey the same grammar as a plain answer.
+
+use std::sync::Arc;
+
+use antwort_api::{
+    ApiError, ErrorCode, IncompleteReason, Item, McpListedTool, MessageContent, MessageItem, Role,
+    StreamEvent,
+};
+use futures::{StreamExt, stream::FuturesUnordered};
+use tracing::Instrument;
+
+use crate::assembler::{Assembler, Conclusion, ServerCall};
+use crate::catalog::{Catalog, DeclaredServer};
+use crate::clock::unix_now;
+use crate::error::backend_error;
+use crate::mcp::{McpCallResult, McpConnector, McpError, McpToolInfo};
+use crate::model::{Backend, FinishReason, ModelRequest, ModelStream, ModelToolChoice};
+use crate::replay::model_view;
+use crate::stream::{EventSink, Persist};
+
+/// Bounds of one response's loop.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Server-side calls allowed in the response (`max_tool_calls`).
+    pub max_tool_calls: Option<u32>,
+    /// Model turns allowed in the response.
+    pub max_turns: u32,
+    /// Server-side calls run at once when parallel tool calls are allowed.
+    pub concurrency: usize,
+}
+
+/// A call the client approved, to run before the first turn.
+#[derive(Debug, Clone)]
+pub struct ApprovedCall {
+    pub approval_request_id: String,
+    pub server_label: String,
+    pub tool: String,
+    pub arguments: String,
+}
+
+/// Everything one response's loop needs.
+pub(crate) struct Run {
+    pub assembler: Assembler,
+    pub request: ModelRequest,
+    /// The first turn's stream, when the backend was asked before the response
+    /// started (so that its failure could still be an HTTP status).
+    pub first: Option<ModelStream>,
+    pub backend: Arc<dyn Backend>,
+    pub mcp: Arc<dyn McpConnector>,
+    pub functions: Vec<antwort_api::FunctionTool>,
+    pub servers: Vec<DeclaredServer>,
+    pub tool_choice: antwort_api::ToolChoice,
+    pub approved: Vec<ApprovedCall>,
+    pub limits: Limits,
+    pub persist: Option<Persist>,
+}
+
+impl Run {
+    pub(crate) async fn run(mut self, sink: EventSink) {
+        let mut out = Vec::new();
+        self.assembler.start(&mut out);
+        sink.send(&mut out);
+        self.list_tools(&sink).await;
+        let catalog = Catalog::build(&self.functions, &self.servers, &self.tool_choice);
+        if self.first.is_none() {
+            self.request.tools = catalog.offered;
+            self.request.tool_choice = catalog.tool_choice;
+        }
+        self.assembler.set_routes(catalog.routes);
+        let mut calls_made = 0u32;
+        if !self.approved.is_empty() {
+            let start = self.assembler.output_len();
+            let calls: Vec<ServerCall> = std::mem::take(&mut self.approved)
+                .into_iter()
+                .map(|approved| {
+                    self.assembler.call_started(
+                        &approved.server_label,
+                        &approved.tool,
+                        &approved.arguments,
+                        &approved.approval_request_id,
+                        &mut out,
+                    )
+                })
+                .collect();
+            sink.send(&mut out);
+            calls_made += self.run_calls(calls, &sink).await;
+            self.request
+                .input
+                .extend(model_view(self.assembler.items_since(start)));
+        }
+        let mut turns = 0;
+        let conclusion = loop {
+            turns += 1;
+            let start = self.assembler.output_len();
+            let upstream = match self.first.take() {
+                Some(upstream) => upstream,
+                None => match self.backend.generate(&self.request).await {
+                    Ok(upstream) => upstream,
+                    Err(error) => break Err(backend_error(error)),
+                },
+            };
+            if let Err(error) = self.pump(upstream, &sink).await {
+                break Err(error);
+            }
+            let turn = self.assembler.end_turn(&mut out);
+            sink.send(&mut out);
+            let incomplete = match turn.finish {
+                None => {
+                    break Err(ApiError::new(
+                        ErrorCode::BackendError,
+                        "the backend's stream ended before generation finished",
+                    ));
+                }
+                Some(FinishReason::Length) => Some(IncompleteReason::MaxOutputTokens),
+                Some(FinishReason::ContentFilter) => Some(IncompleteReason::ContentFilter),
+                Some(FinishReason::Stop | FinishReason::ToolCalls) => None,
+            };
+            if let Some(reason) = incomplete {
+                // A cut turn's calls may carry cut arguments: they do not run.
+                for call in turn.server_calls {
+                    self.assembler.call_skipped(
+                        call,
+                        "The model's turn was cut short, so this call was not run.",
+                        &mut out,
+                    );
+                }
+                break Ok(Conclusion::Incomplete(reason));
+            }
+            if turn.server_calls.is_empty() {
+                break Ok(Conclusion::Completed { now: unix_now() });
+            }
+            let budget = self
+                .limits
+                .max_tool_calls
+                .map_or(usize::MAX, |max| max.saturating_sub(calls_made) as usize);
+            let mut calls = turn.server_calls;
+            let over = calls.split_off(budget.min(calls.len()));
+            calls_made += self.run_calls(calls, &sink).await;
+            if !over.is_empty() {
+                for call in over {
+                    self.assembler.call_skipped(
+                        call,
+                        "Not run: the response reached its max_tool_calls limit.",
+                        &mut out,
+                    );
+                }
+                break Ok(Conclusion::Incomplete(IncompleteReason::MaxToolCalls));
+            }
+            // Function calls go back to the client and approvals wait for it; the
+            // server-side results ride along in this response's output.
+            if turn.client_calls > 0 || turn.approvals > 0 {
+                break Ok(Conclusion::Completed { now: unix_now() });
+            }
+            if turns >= self.limits.max_turns {
+                break Ok(Conclusion::Incomplete(IncompleteReason::MaxTurns));
+            }
+            self.request
+                .input
+                .extend(model_view(self.assembler.items_since(start)));
+            // A forced choice forces the first call, not every call after it.
+            if matches!(
+                self.request.tool_choice,
+                ModelToolChoice::Required | ModelToolChoice::Function(_)
+            ) {
+                self.request.tool_choice = ModelToolChoice::Auto;
+            }
+        };
+        match conclusion {
+            Ok(conclusion) => self.assembler.conclude(conclusion, &mut out),
+            Err(error) => self.assembler.fail(error, &mut out),
+        }
+        self.save_and_end(out, &sink).await;
+    }
+
+    /// Feeds one turn's model events through the assembler.
+    async fn pump(&mut self, mut upstream: ModelStream, sink: &EventSink) -> Result<(), ApiError> {
+        let mut out = Vec::new();
+        while let Some(event) = upstream.next().await {
+            match event {
+                Ok(event) => self.assembler.push(event, &mut out),
+                Err(error) => return Err(backend_error(error)),
+            }
+            sink.send(&mut out);
+        }
+        Ok(())
+    }
+
+    /// Lists the tools of every declared server whose tools are not known yet,
+    /// all at once, emitting an `mcp_list_tools` item for each.
+    async fn list_tools(&mut self, sink: &EventSink) {
+        let mut out = Vec::new();
+        let mut listings = FuturesUnordered::new();
+        for (position, declared) in self.servers.iter().enumerate() {
+            if declared.tools.is_some() {
+                continue;
+            }
+            let output_index = self
+                .assembler
+                .list_started(&declared.server.label, &mut out);
+            let mcp = self.mcp.clone();
+            let server = declared.server.clone();
+            listings.push(async move {
+                let result = mcp.list_tools(&server).await;
+                (position, output_index, result)
+            });
+        }
+        sink.send(&mut out);
+        let mut unavailable = Vec::new();
+        while let Some((position, output_index, result)) = listings.next().await {
+            let label = self.servers[position].server.label.clone();
+            let result = result.map(|tools| tools.into_iter().map(listed).collect::<Vec<_>>());
+            match &result {
+                Ok(tools) => self.servers[position].tools = Some(tools.clone()),
+                Err(error) => {
+                    tracing::warn!(server_label = %label, %error, "MCP server could not list its tools");
+                    unavailable.push(format!("'{label}' ({error})"));
+                    self.servers[position].tools = Some(Vec::new());
+                }
+            }
+            self.assembler
+                .list_finished(output_index, result.map_err(|e| e.to_string()), &mut out);
+            sink.send(&mut out);
+        }
+        if !unavailable.is_empty() {
+            // Tell the model, so that it says the tool is unavailable instead of
+            // pretending it does not exist.
+            self.request.input.push(Item::Message(MessageItem {
+                id: None,
+                status: None,
+                role: Role::Developer,
+                content: MessageContent::Text(format!(
+                    "These MCP servers are unavailable, so their tools cannot be used in this response: {}.",
+                    unavailable.join(", ")
+                )),
+                phase: None,
+            }));
+        }
+    }
+
+    /// Runs server-side calls (bounded, in parallel when allowed) and files each
+    /// result as it arrives. Returns how many ran.
+    async fn run_calls(&mut self, calls: Vec<ServerCall>, sink: &EventSink) -> u32 {
+        let count = calls.len() as u32;
+        let concurrency = if self.request.parallel_tool_calls == Some(false) {
+            1
+        } else {
+            self.limits.concurrency.max(1)
+        };
+        let servers = &self.servers;
+        let mcp = &self.mcp;
+        let mut results = futures::stream::iter(calls)
+            .map(|call| {
+                let server = servers
+                    .iter()
+                    .find(|s| s.server.label == call.server_label)
+                    .map(|s| s.server.clone());
+                async move {
+                    let result = match server {
+                        Some(server) => call_tool(&**mcp, &server, &call).await,
+                        None => Err(McpError::UnknownServer(call.server_label.clone())),
+                    };
+                    (call, result)
+                }
+            })
+            .buffer_unordered(concurrency);
+        // Each result is filed as it arrives, whatever the order the calls
+        // finish in: output indices were fixed when the calls were added.
+        let mut out = Vec::new();
+        while let Some((call, result)) = results.next().await {
+            self.assembler.call_finished(call, result, &mut out);
+            sink.send(&mut out);
+        }
+        count
+    }
+
+    /// Saves the response (when it is to be saved) before releasing its terminal
+    /// event: a client told "completed" can rely on finding it.
+    async fn save_and_end(mut self, mut out: Vec<StreamEvent>, sink: &EventSink) {
+        log_outcome(&self.assembler);
+        let Some(persist) = self.persist.take() else {
+            sink.send(&mut out);
+            return;
+        };
+        let Some(terminal) = out.pop() else {
+            return;
+        };
+        sink.send(&mut out);
+        match persist.save(self.assembler.response().clone()).await {
+            Ok(()) => out.push(terminal),
+            Err(error) => {
+                // Never tell a client "completed" for a response that is not where
+                // it was promised to be.
+                tracing::error!(%error, "a finished response could not be stored");
+                let failure = ApiError::new(
+                    ErrorCode::StorageUnavailable,
+                    format!("The response could not be stored: {error}"),
+                );
+                self.assembler
+                    .replace_terminal_with_failure(terminal, failure, &mut out);
+            }
+        }
+        sink.send(&mut out);
+    }
+}
+
+/// One call, its arguments parsed: arguments that are not a JSON object are the
+/// model's mistake, reported to it as the call's error.
+async fn call_tool(
+    mcp: &dyn McpConnector,
+    server: &crate::mcp::McpServer,
+    call: &ServerCall,
+) -> Result<McpCallResult, McpError> {
+    let arguments = if call.arguments.trim().is_empty() {
+        serde_json::Map::new()
+    } else {
+        match serde_json::from_str::<serde_json::Value>(&call.arguments) {
+            Ok(serde_json::Value::Object(arguments)) => arguments,
+            _ => {
+                return Err(McpError::Protocol {
+                    code: -32602,
+                    message: "the tool arguments are not a JSON object".to_owned(),
+                });
+            }
+        }
+    };
+    let span =
+        tracing::info_span!("mcp_call", server_label = %call.server_label, tool = %call.tool);
+    let result = mcp
+        .call_tool(server, &call.tool, arguments)
+        .instrument(span)
+        .await;
+    if let Err(error) = &result {
+        tracing::warn!(server_label = %call.server_label, tool = %call.tool, %error, "MCP call failed");
+    }
+    result
+}
+
+fn listed(tool: McpToolInfo) -> McpListedTool {
+    McpListedTool {
+        name: tool.name,
+        description: tool.description,
+        input_schema: tool.input_schema,
+        annotations: tool.annotations,
+    }
+}
+
+fn log_outcome(assembler: &Assembler) {
+    let response = assembler.response();
+    let usage = response.usage.unwrap_or_default();
+    tracing::info!(
+        response_id = %response.id,
+        model = %response.model,
+        status = response.status.as_str(),
+        output_items = response.output.len(),
+        input_tokens = usage.input_tokens,
+        output_tokens = usage.output_tokens,
+        error = response.error.as_ref().map(|e| e.message.as_str()),
+        "response finished"
+    );
+}
