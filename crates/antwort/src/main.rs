@@ -90,7 +90,13 @@ impl ServeArgs {
 }
 
 fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.logging.level)
+    // The MCP SDK logs every session it opens at info; keep that for those who ask
+    // for it by name.
+    let mut level = config.logging.level.clone();
+    if !level.contains("rmcp") {
+        level.push_str(",rmcp=warn");
+    }
+    let filter = tracing_subscriber::EnvFilter::try_new(&level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colours only for a person at a terminal, never into files or log pipelines.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
