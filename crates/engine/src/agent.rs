@@ -15,7 +15,7 @@ use antwort_api::{
     ApiError, ErrorCode, IncompleteReason, Item, McpListedTool, MessageContent, MessageItem, Role,
     StreamEvent,
 };
-use futures::{StreamExt, stream::FuturesUnordered};
+use futures::StreamExt;
 use tracing::Instrument;
 
 use crate::assembler::{Assembler, Conclusion, ServerCall};
@@ -79,7 +79,7 @@ impl Run {
         let mut calls_made = 0u32;
         if !self.approved.is_empty() {
             let start = self.assembler.output_len();
-            let calls: Vec<ServerCall> = std::mem::take(&mut self.approved)
+            let mut calls: Vec<ServerCall> = std::mem::take(&mut self.approved)
                 .into_iter()
                 .map(|approved| {
                     self.assembler.call_started(
@@ -92,10 +92,21 @@ impl Run {
                 })
                 .collect();
             sink.send(&mut out);
+            let over = calls.split_off(self.budget(calls_made).min(calls.len()));
             calls_made += self.run_calls(calls, &sink).await;
+            if !over.is_empty() {
+                self.skip_over_budget(over, &mut out);
+                self.assembler.conclude(
+                    Conclusion::Incomplete(IncompleteReason::MaxToolCalls),
+                    &mut out,
+                );
+                return self.save_and_end(out, &sink).await;
+            }
             self.request
                 .input
                 .extend(model_view(self.assembler.items_since(start)));
+            // The approved calls were the calls a forced choice asked for.
+            self.relax_tool_choice();
         }
         let mut turns = 0;
         let conclusion = loop {
@@ -115,6 +126,13 @@ impl Run {
             sink.send(&mut out);
             let incomplete = match turn.finish {
                 None => {
+                    for call in turn.server_calls {
+                        self.assembler.call_skipped(
+                            call,
+                            "The model's turn ended unfinished, so this call was not run.",
+                            &mut out,
+                        );
+                    }
                     break Err(ApiError::new(
                         ErrorCode::BackendError,
                         "the backend's stream ended before generation finished",
@@ -138,21 +156,11 @@ impl Run {
             if turn.server_calls.is_empty() {
                 break Ok(Conclusion::Completed { now: unix_now() });
             }
-            let budget = self
-                .limits
-                .max_tool_calls
-                .map_or(usize::MAX, |max| max.saturating_sub(calls_made) as usize);
             let mut calls = turn.server_calls;
-            let over = calls.split_off(budget.min(calls.len()));
+            let over = calls.split_off(self.budget(calls_made).min(calls.len()));
             calls_made += self.run_calls(calls, &sink).await;
             if !over.is_empty() {
-                for call in over {
-                    self.assembler.call_skipped(
-                        call,
-                        "Not run: the response reached its max_tool_calls limit.",
-                        &mut out,
-                    );
-                }
+                self.skip_over_budget(over, &mut out);
                 break Ok(Conclusion::Incomplete(IncompleteReason::MaxToolCalls));
             }
             // Function calls go back to the client and approvals wait for it; the
@@ -166,19 +174,40 @@ impl Run {
             self.request
                 .input
                 .extend(model_view(self.assembler.items_since(start)));
-            // A forced choice forces the first call, not every call after it.
-            if matches!(
-                self.request.tool_choice,
-                ModelToolChoice::Required | ModelToolChoice::Function(_)
-            ) {
-                self.request.tool_choice = ModelToolChoice::Auto;
-            }
+            self.relax_tool_choice();
         };
         match conclusion {
             Ok(conclusion) => self.assembler.conclude(conclusion, &mut out),
             Err(error) => self.assembler.fail(error, &mut out),
         }
         self.save_and_end(out, &sink).await;
+    }
+
+    /// How many more server-side calls `max_tool_calls` allows.
+    fn budget(&self, calls_made: u32) -> usize {
+        self.limits
+            .max_tool_calls
+            .map_or(usize::MAX, |max| max.saturating_sub(calls_made) as usize)
+    }
+
+    fn skip_over_budget(&mut self, over: Vec<ServerCall>, out: &mut Vec<StreamEvent>) {
+        for call in over {
+            self.assembler.call_skipped(
+                call,
+                "Not run: the response reached its max_tool_calls limit.",
+                out,
+            );
+        }
+    }
+
+    /// A forced choice forces the first call, not every call after it.
+    fn relax_tool_choice(&mut self) {
+        if matches!(
+            self.request.tool_choice,
+            ModelToolChoice::Required | ModelToolChoice::Function(_)
+        ) {
+            self.request.tool_choice = ModelToolChoice::Auto;
+        }
     }
 
     /// Feeds one turn's model events through the assembler.
@@ -198,7 +227,7 @@ impl Run {
     /// all at once, emitting an `mcp_list_tools` item for each.
     async fn list_tools(&mut self, sink: &EventSink) {
         let mut out = Vec::new();
-        let mut listings = FuturesUnordered::new();
+        let mut pending = Vec::new();
         for (position, declared) in self.servers.iter().enumerate() {
             if declared.tools.is_some() {
                 continue;
@@ -206,14 +235,16 @@ impl Run {
             let output_index = self
                 .assembler
                 .list_started(&declared.server.label, &mut out);
-            let mcp = self.mcp.clone();
-            let server = declared.server.clone();
-            listings.push(async move {
-                let result = mcp.list_tools(&server).await;
-                (position, output_index, result)
-            });
+            pending.push((position, output_index, declared.server.clone()));
         }
         sink.send(&mut out);
+        let mcp = &self.mcp;
+        let mut listings = futures::stream::iter(pending)
+            .map(|(position, output_index, server)| async move {
+                let result = mcp.list_tools(&server).await;
+                (position, output_index, result)
+            })
+            .buffer_unordered(self.limits.concurrency.max(1));
         let mut unavailable = Vec::new();
         while let Some((position, output_index, result)) = listings.next().await {
             let label = self.servers[position].server.label.clone();

@@ -44,6 +44,10 @@ pub struct Assembler {
     routes: Routes,
     /// Server-side calls of this turn whose items wait for their results.
     running: Vec<ServerCall>,
+    /// Function calls and approval requests this turn closed: text after a call
+    /// closes it before the turn ends, and it still counts.
+    turn_client_calls: usize,
+    turn_approvals: usize,
     /// Tool listings under way: output index, item id, server label.
     pending_lists: Vec<(usize, String, String)>,
     /// Why the current model turn stopped, once the backend said so.
@@ -146,6 +150,8 @@ impl Assembler {
             routes: Routes::default(),
             running: Vec::new(),
             pending_lists: Vec::new(),
+            turn_client_calls: 0,
+            turn_approvals: 0,
             finish: None,
             turn_usage: None,
             finished: false,
@@ -700,6 +706,7 @@ impl Assembler {
                 ..
             } => match kind {
                 CallKind::Function { call_id } => {
+                    self.turn_client_calls += 1;
                     self.emit(
                         EventData::FunctionCallArgumentsDone {
                             item_id: id.clone(),
@@ -719,6 +726,7 @@ impl Assembler {
                     (output_index, item)
                 }
                 CallKind::Approval { server_label, tool } => {
+                    self.turn_approvals += 1;
                     let item = Item::McpApprovalRequest(McpApprovalRequestItem {
                         id,
                         server_label,
@@ -761,26 +769,7 @@ impl Assembler {
             Some(FinishReason::Length | FinishReason::ContentFilter) => ItemStatus::Incomplete,
             _ => ItemStatus::Completed,
         };
-        let open = std::mem::take(&mut self.open);
-        let mut client_calls = 0;
-        let mut approvals = 0;
-        for item in &open {
-            match item {
-                OpenItem::Call {
-                    kind: CallKind::Function { .. },
-                    ..
-                }
-                | OpenItem::Unnamed { .. } => client_calls += 1,
-                OpenItem::Call {
-                    kind: CallKind::Approval { .. },
-                    ..
-                } => approvals += 1,
-                _ => {}
-            }
-        }
-        for item in open {
-            self.close(item, status, out);
-        }
+        self.close_all(status, out);
         if let Some(usage) = self.turn_usage.take() {
             self.response.usage = Some(match self.response.usage {
                 Some(total) => add_usage(total, usage),
@@ -790,8 +779,8 @@ impl Assembler {
         TurnEnd {
             finish,
             server_calls: std::mem::take(&mut self.running),
-            client_calls,
-            approvals,
+            client_calls: std::mem::take(&mut self.turn_client_calls),
+            approvals: std::mem::take(&mut self.turn_approvals),
         }
     }
 

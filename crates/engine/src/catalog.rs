@@ -236,10 +236,12 @@ impl Catalog {
                     continue;
                 }
                 let name = mcp_tool_name(label, &tool.name);
-                if functions.iter().any(|f| f.name == name) {
+                if functions.iter().any(|f| f.name == name) || routes.contains_key(&name) {
+                    // `a__b` + `c` and `a` + `b__c` meet as `a__b__c`; so can a
+                    // client function. The first declared keeps the name.
                     tracing::warn!(
                         tool = %name,
-                        "a client function has the name of an MCP tool; the MCP tool is not offered"
+                        "another tool already has this name; the MCP tool is not offered"
                     );
                     continue;
                 }
@@ -400,6 +402,20 @@ mod tests {
         let catalog = Catalog::build(&functions, &servers, &allowed);
         let names: Vec<_> = catalog.offered.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["calc__echo"]);
+    }
+
+    #[test]
+    fn colliding_qualified_names_keep_the_first_declared() {
+        let declared = tools(json!([
+            {"type": "mcp", "server_label": "a__b", "server_url": "http://x"},
+            {"type": "mcp", "server_label": "a", "server_url": "http://y"}
+        ]));
+        let mut servers = declared_servers(&declared).unwrap();
+        servers[0].tools = Some(listed(&["c"]));
+        servers[1].tools = Some(listed(&["b__c"]));
+        let catalog = Catalog::build(&[], &servers, &ToolChoice::default());
+        assert_eq!(catalog.offered.len(), 1);
+        assert_eq!(catalog.routes.get("a__b__c").unwrap().server_label, "a__b");
     }
 
     #[test]

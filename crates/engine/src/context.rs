@@ -127,7 +127,8 @@ pub fn known_tool_lists(input: &[Item], servers: &mut [DeclaredServer]) {
 /// The calls that the new input's `mcp_approval_response` items approve. Each
 /// answer must name an approval request of the context that has not been
 /// answered yet, from a server this request declares; anything else is a 400
-/// naming the answer's position.
+/// naming the answer's position. An answer whose call already ran (history sent
+/// back as input) approves nothing new.
 pub fn approved_calls(
     input: &[Item],
     replayed: usize,
@@ -151,11 +152,20 @@ pub fn approved_calls(
                 ),
             ));
         };
-        let answered = input[..index].iter().any(|item| match item {
-            Item::McpApprovalResponse(earlier) => earlier.approval_request_id == id,
-            Item::McpCall(call) => call.approval_request_id.as_deref() == Some(id),
-            _ => false,
-        });
+        // History sent back whole (the way to continue without storage) carries
+        // the answer and, after it, the call it ran: nothing is left to do.
+        let ran = |items: &[Item]| {
+            items.iter().any(|item| {
+                matches!(item, Item::McpCall(call) if call.approval_request_id.as_deref() == Some(id))
+            })
+        };
+        if ran(&input[index + 1..]) {
+            continue;
+        }
+        let answered = ran(&input[..index])
+            || input[..index].iter().any(|item| {
+                matches!(item, Item::McpApprovalResponse(earlier) if earlier.approval_request_id == id)
+            });
         if answered {
             return Err(ApiError::invalid(
                 param(),

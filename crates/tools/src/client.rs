@@ -214,12 +214,15 @@ impl Inner {
     }
 
     /// Runs `op` on a session of `server` within `timeout`, retrying once with a
-    /// new session when a reused one has lost its connection, and once with a
-    /// new token when the server refuses the current one.
+    /// new token when the server refuses the current one (it did not run the
+    /// request), and, for an `idempotent` operation only, once with a new session
+    /// when a reused one has lost its connection: a lost connection may come after
+    /// the server received the request, and a tool call must never run twice.
     async fn run<T, F, Fut>(
         &self,
         server: &McpServer,
         timeout: Duration,
+        idempotent: bool,
         op: F,
     ) -> Result<T, McpError>
     where
@@ -229,7 +232,7 @@ impl Inner {
         let endpoint = self.endpoint(server)?;
         let work = async {
             let mut may_renew_token = endpoint.token.is_some();
-            let mut may_reconnect = true;
+            let mut may_reconnect = idempotent;
             loop {
                 let token = match &endpoint.token {
                     Some(source) => Some(source.token().await?),
@@ -413,7 +416,7 @@ impl McpConnector for McpClient {
             return Ok(tools);
         }
         let result = inner
-            .run(server, inner.list_timeout, |peer| async move {
+            .run(server, inner.list_timeout, true, |peer| async move {
                 peer.list_all_tools().await.map_err(errors::from_service)
             })
             .await;
@@ -442,7 +445,7 @@ impl McpConnector for McpClient {
     ) -> Result<McpCallResult, McpError> {
         let inner = &self.inner;
         let result = inner
-            .run(server, inner.call_timeout, |peer| {
+            .run(server, inner.call_timeout, false, |peer| {
                 let params =
                     CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments.clone());
                 async move { peer.call_tool(params).await.map_err(errors::from_service) }

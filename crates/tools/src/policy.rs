@@ -229,6 +229,9 @@ enum Class {
     Unspecified,
     Multicast,
     Reserved,
+    /// A cloud provider's instance metadata service outside the link-local
+    /// range; denied even with `allow_private`.
+    Metadata,
 }
 
 impl Class {
@@ -241,6 +244,7 @@ impl Class {
             Class::Unspecified => "an unspecified address",
             Class::Multicast => "a multicast address",
             Class::Reserved => "a reserved address",
+            Class::Metadata => "a cloud metadata service address",
         }
     }
 }
@@ -272,8 +276,11 @@ fn classify(ip: IpAddr) -> Class {
 }
 
 fn classify_v4(ip: Ipv4Addr) -> Class {
-    let [a, b, ..] = ip.octets();
-    if ip.is_loopback() {
+    let [a, b, c, _] = ip.octets();
+    if ip == Ipv4Addr::new(100, 100, 100, 200) {
+        // Alibaba Cloud's metadata service, inside the CGNAT range.
+        Class::Metadata
+    } else if ip.is_loopback() {
         Class::Loopback
     } else if ip.is_private() || (a == 100 && (64..128).contains(&b)) {
         // 100.64.0.0/10 is carrier-grade NAT space: internal to some network.
@@ -285,7 +292,16 @@ fn classify_v4(ip: Ipv4Addr) -> Class {
         Class::Unspecified
     } else if ip.is_multicast() {
         Class::Multicast
-    } else if ip.is_broadcast() || a >= 240 {
+    } else if ip.is_broadcast()
+        || a >= 240
+        // IETF protocol assignments 192.0.0.0/24, benchmarking 198.18.0.0/15, and
+        // the documentation ranges: nothing a remote MCP server lives on.
+        || (a, b, c) == (192, 0, 0)
+        || (a == 198 && (18..20).contains(&b))
+        || (a, b, c) == (192, 0, 2)
+        || (a, b, c) == (198, 51, 100)
+        || (a, b, c) == (203, 0, 113)
+    {
         Class::Reserved
     } else {
         Class::Public
@@ -293,8 +309,12 @@ fn classify_v4(ip: Ipv4Addr) -> Class {
 }
 
 fn classify_v6(ip: Ipv6Addr) -> Class {
-    let first = ip.segments()[0];
-    if ip.is_loopback() {
+    let segments = ip.segments();
+    let first = segments[0];
+    if segments == [0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254] {
+        // AWS's instance metadata service over IPv6, inside fc00::/7.
+        Class::Metadata
+    } else if ip.is_loopback() {
         Class::Loopback
     } else if ip.is_unspecified() {
         Class::Unspecified
@@ -305,8 +325,14 @@ fn classify_v6(ip: Ipv6Addr) -> Class {
         Class::LinkLocal
     } else if ip.is_multicast() {
         Class::Multicast
-    } else if ip.segments()[..6] == [0; 6] {
-        // The deprecated IPv4-compatible form ::a.b.c.d.
+    } else if segments[..6] == [0; 6]
+        // The local-use NAT64 prefix 64:ff9b:1::/48 reaches local IPv4 space;
+        // ::ffff:0:a.b.c.d (IPv4-translated) and 2001:db8::/32 (documentation).
+        || segments[..3] == [0x64, 0xff9b, 1]
+        || segments[..5] == [0, 0, 0, 0, 0xffff]
+        || segments[..2] == [0x2001, 0x0db8]
+    {
+        // Also the deprecated IPv4-compatible form ::a.b.c.d.
         Class::Reserved
     } else {
         Class::Public
@@ -323,6 +349,25 @@ mod tests {
 
     fn check(guard: &Guard, url: &str) -> Result<(), String> {
         guard.check_url(&Url::parse(url).unwrap())
+    }
+
+    #[test]
+    fn metadata_services_stay_denied_with_private_addresses_allowed() {
+        let guard = guard(UrlPolicy {
+            allow_private: true,
+            ..UrlPolicy::default()
+        });
+        for url in [
+            "http://100.100.100.200/latest/meta-data",
+            "http://[fd00:ec2::254]/",
+            "http://169.254.169.254/",
+            "http://198.18.0.1/",
+            "http://[64:ff9b:1::a00:1]/",
+        ] {
+            assert!(check(&guard, url).is_err(), "{url}");
+        }
+        assert!(check(&guard, "http://100.64.0.1/").is_ok());
+        assert!(check(&guard, "http://[fd00::1]/").is_ok());
     }
 
     #[test]

@@ -612,14 +612,15 @@ async fn a_cut_sse_stream_is_replaced_by_a_new_session() {
     let relay = Relay::start(&origin).await;
     let mcp = client(loopback_settings());
     let server = by_url(format!("{}/sse", relay.origin));
-    let echo = |text: &'static str| mcp.call_tool(&server, "echo", args(json!({"text": text})));
-    assert_eq!(echo("before").await.unwrap().output, "before");
+    assert!(!mcp.list_tools(&server).await.unwrap().is_empty());
     // The SSE session lives on its GET stream; cutting it leaves the pooled
-    // session dead. Whether the client notices before the next call or through
-    // that call's failure, the call must succeed on a new session.
+    // session dead. Whether the client notices before the next listing or
+    // through that listing's failure, the listing must succeed on a new session.
+    // (A tool call is not retried after a lost connection: the server may have
+    // run it already.)
     relay.cut();
-    assert_eq!(echo("after").await.unwrap().output, "after");
-    assert_eq!(stats.mcp_tool_calls.load(Ordering::SeqCst), 2);
+    assert!(!mcp.list_tools(&server).await.unwrap().is_empty());
+    assert!(stats.mcp_list_tools.load(Ordering::SeqCst) >= 2);
 }
 
 #[tokio::test]

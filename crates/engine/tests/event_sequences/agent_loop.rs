@@ -484,3 +484,92 @@ async fn a_tool_error_is_reported_to_the_model() {
         "output Error: fail says {}"
     );
 }
+
+#[tokio::test]
+async fn history_sent_back_whole_does_not_run_an_approved_call_again() {
+    let mut input = answered(true);
+    let history = input.as_array_mut().unwrap();
+    history.push(
+        serde_json::json!({"type": "mcp_call", "id": "mcp_1", "server_label": "calc",
+        "name": "add", "arguments": "{\"a\":1,\"b\":2}", "output": "3",
+        "approval_request_id": "mcpr_1", "status": "completed"}),
+    );
+    history.push(serde_json::json!({"role": "assistant", "content": "It is 3."}));
+    history.push(serde_json::json!({"role": "user", "content": "thanks"}));
+    let outcome = drive(
+        serde_json::json!({"input": input, "tools": [calc(serde_json::json!({}))]}),
+        vec![vec![text("you are welcome"), finish(FinishReason::Stop)]],
+        EngineConfig::default(),
+    )
+    .await;
+    assert!(outcome.mcp.calls.lock().unwrap().is_empty(), "ran before");
+    assert_eq!(outcome.output_types(), ["message"]);
+}
+
+#[tokio::test]
+async fn text_after_a_client_call_still_hands_the_call_back() {
+    let outcome = drive(
+        serde_json::json!({"input": "go", "tools": [
+            {"type": "function", "name": "lookup"}, calc(never())]}),
+        vec![vec![
+            call(0, "lookup", "{}"),
+            call(1, "calc__echo", "{}"),
+            text("let me check"),
+            finish(FinishReason::ToolCalls),
+        ]],
+        EngineConfig::default(),
+    )
+    .await;
+    assert_eq!(outcome.requests.len(), 1, "the client must answer first");
+    assert_eq!(
+        outcome.output_types(),
+        ["mcp_list_tools", "function_call", "mcp_call", "message"]
+    );
+}
+
+#[tokio::test]
+async fn approved_calls_count_against_max_tool_calls() {
+    let mut input = answered(true);
+    let history = input.as_array_mut().unwrap();
+    history.insert(
+        3,
+        serde_json::json!({"type": "mcp_approval_request", "id": "mcpr_2", "server_label": "calc",
+            "name": "echo", "arguments": "{}"}),
+    );
+    history.push(serde_json::json!({"type": "mcp_approval_response",
+        "approval_request_id": "mcpr_2", "approve": true}));
+    let outcome = drive(
+        serde_json::json!({"input": input, "max_tool_calls": 1, "tools": [calc(serde_json::json!({}))]}),
+        Vec::new(),
+        EngineConfig::default(),
+    )
+    .await;
+    assert_eq!(outcome.mcp.calls.lock().unwrap().len(), 1);
+    assert!(outcome.requests.is_empty(), "the model is not asked");
+    let response = serde_json::to_value(outcome.response()).unwrap();
+    assert_eq!(response["incomplete_details"]["reason"], "max_tool_calls");
+}
+
+#[tokio::test]
+async fn a_turn_without_a_finish_files_its_calls_before_failing() {
+    let outcome = drive(
+        serde_json::json!({"input": "go", "tools": [calc(never())]}),
+        vec![vec![call(0, "calc__add", "{}")]],
+        EngineConfig::default(),
+    )
+    .await;
+    let added = outcome
+        .events
+        .iter()
+        .filter(|e| matches!(e.data, EventData::OutputItemAdded { .. }))
+        .count();
+    let done = outcome
+        .events
+        .iter()
+        .filter(|e| matches!(e.data, EventData::OutputItemDone { .. }))
+        .count();
+    assert_eq!(added, done, "every added item is done");
+    assert_eq!(outcome.response().status.as_str(), "failed");
+    assert_eq!(outcome.output_types(), ["mcp_list_tools", "mcp_call"]);
+    assert!(outcome.mcp.calls.lock().unwrap().is_empty());
+}
