@@ -26,6 +26,7 @@ use crate::mcp::{McpCallResult, McpConnector, McpError, McpToolInfo};
 use crate::model::{Backend, FinishReason, ModelRequest, ModelStream, ModelToolChoice};
 use crate::replay::model_view;
 use crate::stream::{EventSink, Persist};
+use crate::{tokens, truncation};
 
 /// Bounds of one response's loop.
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +37,8 @@ pub struct Limits {
     pub max_turns: u32,
     /// Server-side calls run at once when parallel tool calls are allowed.
     pub concurrency: usize,
+    /// The model's context window, in tokens: every turn is fitted into it.
+    pub context_window: u64,
 }
 
 /// A call the client approved, to run before the first turn.
@@ -114,10 +117,17 @@ impl Run {
             let start = self.assembler.output_len();
             let upstream = match self.first.take() {
                 Some(upstream) => upstream,
-                None => match self.backend.generate(&self.request).await {
-                    Ok(upstream) => upstream,
-                    Err(error) => break Err(backend_error(error)),
-                },
+                None => {
+                    // The input grew by tool results (or tools were listed) since
+                    // the request was fitted: fit it again.
+                    if let Err(error) = self.fit() {
+                        break Err(error);
+                    }
+                    match self.backend.generate(&self.request).await {
+                        Ok(upstream) => upstream,
+                        Err(error) => break Err(backend_error(error)),
+                    }
+                }
             };
             if let Err(error) = self.pump(upstream, &sink).await {
                 break Err(error);
@@ -181,6 +191,19 @@ impl Run {
             Err(error) => self.assembler.fail(error, &mut out),
         }
         self.save_and_end(out, &sink).await;
+    }
+
+    /// Fits the next turn into the context window, as the response's
+    /// `truncation` says: drop the oldest turns, or fail.
+    fn fit(&mut self) -> Result<(), ApiError> {
+        let request = &mut self.request;
+        let fixed = tokens::count_fixed(request.instructions.as_deref(), &request.tools);
+        let limit = self
+            .limits
+            .context_window
+            .saturating_sub(u64::from(request.max_output_tokens.unwrap_or(0)));
+        let mode = self.assembler.response().truncation;
+        truncation::fit(&mut request.input, fixed, limit, mode)
     }
 
     /// How many more server-side calls `max_tool_calls` allows.

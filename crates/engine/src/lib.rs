@@ -288,6 +288,7 @@ impl Engine {
             max_tool_calls: plan.response.max_tool_calls,
             max_turns: self.config.max_turns,
             concurrency: self.config.tool_concurrency,
+            context_window: self.config.context_window(&plan.model_request.model),
         };
         let run = agent::Run {
             assembler: Assembler::new(

@@ -573,3 +573,28 @@ async fn a_turn_without_a_finish_files_its_calls_before_failing() {
     assert_eq!(outcome.output_types(), ["mcp_list_tools", "mcp_call"]);
     assert!(outcome.mcp.calls.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn every_turn_is_fitted_into_the_context_window() {
+    let long = format!(r#"{{"text":"{}"}}"#, "word ".repeat(400));
+    let outcome = drive(
+        serde_json::json!({"input": "go", "tools": [calc(never())]}),
+        vec![
+            vec![
+                call(0, "calc__echo", &long),
+                finish(FinishReason::ToolCalls),
+            ],
+            vec![text("never asked"), finish(FinishReason::Stop)],
+        ],
+        EngineConfig {
+            context_window: 600,
+            ..EngineConfig::default()
+        },
+    )
+    .await;
+    assert_eq!(outcome.requests.len(), 1, "the second turn does not fit");
+    let response = serde_json::to_value(outcome.response()).unwrap();
+    assert_eq!(response["status"], "failed");
+    assert_eq!(response["error"]["code"], "context_length_exceeded");
+    assert_eq!(response["output"][1]["status"], "completed", "the call ran");
+}
