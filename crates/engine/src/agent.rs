@@ -26,7 +26,7 @@ use crate::mcp::{McpCallResult, McpConnector, McpError, McpToolInfo};
 use crate::model::{Backend, FinishReason, ModelRequest, ModelStream, ModelToolChoice};
 use crate::replay::model_view;
 use crate::stream::{EventSink, Persist};
-use crate::{tokens, truncation};
+use crate::truncation;
 
 /// Bounds of one response's loop.
 #[derive(Debug, Clone, Copy)]
@@ -197,13 +197,18 @@ impl Run {
     /// `truncation` says: drop the oldest turns, or fail.
     fn fit(&mut self) -> Result<(), ApiError> {
         let request = &mut self.request;
-        let fixed = tokens::count_fixed(request.instructions.as_deref(), &request.tools);
         let limit = self
             .limits
             .context_window
             .saturating_sub(u64::from(request.max_output_tokens.unwrap_or(0)));
         let mode = self.assembler.response().truncation;
-        truncation::fit(&mut request.input, fixed, limit, mode)
+        truncation::fit_turn(
+            &mut request.input,
+            request.instructions.as_deref(),
+            &request.tools,
+            limit,
+            mode,
+        )
     }
 
     /// How many more server-side calls `max_tool_calls` allows.

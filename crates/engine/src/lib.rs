@@ -216,10 +216,15 @@ impl Engine {
         let mut input = replay::model_view(input);
         if fit {
             let request = &plan.model_request;
-            let fixed = tokens::count_fixed(request.instructions.as_deref(), &request.tools);
             let window = self.config.context_window(&request.model);
             let limit = window.saturating_sub(u64::from(request.max_output_tokens.unwrap_or(0)));
-            truncation::fit(&mut input, fixed, limit, plan.response.truncation)?;
+            truncation::fit_turn(
+                &mut input,
+                request.instructions.as_deref(),
+                &request.tools,
+                limit,
+                plan.response.truncation,
+            )?;
         }
         plan.model_request.input = input;
         Ok(Turn {

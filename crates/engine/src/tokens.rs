@@ -4,6 +4,11 @@
 //! tokenizers, so this is an estimate that is usually within a few percent for
 //! English text; the per-message and per-image allowances follow OpenAI's published
 //! accounting for chat formats.
+//!
+//! Tokenizing a long history on every request is the costliest step of a
+//! request's preparation, and almost always needless: a token is at least one
+//! byte, so the same accounting with bytes instead of tokens is an upper bound
+//! ([`Counter::Bound`]), and a turn whose bound fits the window fits.
 
 use antwort_api::{ContentPart, FunctionTool, ImageDetail, Item, MessageContent};
 
@@ -20,7 +25,73 @@ pub fn count_text(text: &str) -> u64 {
         .len() as u64
 }
 
-fn count_content(content: &MessageContent) -> u64 {
+/// How text is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    /// With the tokenizer.
+    Tokens,
+    /// In bytes: at least the number of tokens, without tokenizing.
+    Bound,
+}
+
+impl Counter {
+    fn text(self, text: &str) -> u64 {
+        match self {
+            Self::Tokens => count_text(text),
+            Self::Bound => text.len() as u64,
+        }
+    }
+
+    fn json(self, value: &serde_json::Value) -> u64 {
+        match self {
+            Self::Tokens => count_text(&value.to_string()),
+            Self::Bound => {
+                let mut counter = ByteCounter(0);
+                // Writing into a counter cannot fail.
+                let _ = serde_json::to_writer(&mut counter, value);
+                counter.0
+            }
+        }
+    }
+
+    /// What one item takes in the prompt (see [`count_item`]).
+    pub fn item(self, item: &Item) -> u64 {
+        item_with(item, |text| self.text(text))
+    }
+
+    /// Instructions and tool definitions (see [`count_fixed`]).
+    pub fn fixed(self, instructions: Option<&str>, tools: &[FunctionTool]) -> u64 {
+        let instructions = instructions.map_or(0, |text| PER_MESSAGE + self.text(text));
+        let tools: u64 = tools
+            .iter()
+            .map(|tool| {
+                let parameters = tool.parameters.as_ref().map_or(0, |p| self.json(p));
+                self.text(&tool.name)
+                    + tool.description.as_deref().map_or(0, |d| self.text(d))
+                    + parameters
+                    + 8
+            })
+            .sum();
+        // The reply is primed with an assistant header.
+        instructions + tools + 3
+    }
+}
+
+/// Counts the bytes written to it.
+struct ByteCounter(u64);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn count_content(content: &MessageContent, count_text: &impl Fn(&str) -> u64) -> u64 {
     match content {
         MessageContent::Text(text) => count_text(text),
         MessageContent::Parts(parts) => parts
@@ -44,12 +115,17 @@ fn count_content(content: &MessageContent) -> u64 {
 /// The tokens one item takes in the prompt. Reasoning items are not replayed to
 /// chat backends, so they take none.
 pub fn count_item(item: &Item) -> u64 {
+    Counter::Tokens.item(item)
+}
+
+fn item_with(item: &Item, count_text: impl Fn(&str) -> u64) -> u64 {
+    let count_text = &count_text;
     match item {
-        Item::Message(message) => PER_MESSAGE + count_content(&message.content),
+        Item::Message(message) => PER_MESSAGE + count_content(&message.content, count_text),
         Item::FunctionCall(call) => {
             PER_MESSAGE + count_text(&call.name) + count_text(&call.arguments)
         }
-        Item::FunctionCallOutput(output) => PER_MESSAGE + count_content(&output.output),
+        Item::FunctionCallOutput(output) => PER_MESSAGE + count_content(&output.output, count_text),
         Item::Compaction(compaction) => PER_MESSAGE + count_text(&compaction.encrypted_content),
         // MCP items reach a backend as function calls and outputs (see `replay`);
         // counted here only when a count is asked of raw stored input.
@@ -71,22 +147,7 @@ pub fn count_item(item: &Item) -> u64 {
 
 /// What is sent besides the items: instructions and tool definitions.
 pub fn count_fixed(instructions: Option<&str>, tools: &[FunctionTool]) -> u64 {
-    let instructions = instructions.map_or(0, |text| PER_MESSAGE + count_text(text));
-    let tools: u64 = tools
-        .iter()
-        .map(|tool| {
-            let parameters = tool
-                .parameters
-                .as_ref()
-                .map_or(0, |p| count_text(&p.to_string()));
-            count_text(&tool.name)
-                + tool.description.as_deref().map_or(0, count_text)
-                + parameters
-                + 8
-        })
-        .sum();
-    // The reply is primed with an assistant header.
-    instructions + tools + 3
+    Counter::Tokens.fixed(instructions, tools)
 }
 
 #[cfg(test)]
@@ -100,5 +161,24 @@ mod tests {
         let long = "The quick brown fox jumps over the lazy dog. ".repeat(100);
         let count = count_text(&long);
         assert!((900..=1100).contains(&count), "{count}");
+    }
+
+    #[test]
+    fn the_byte_bound_is_never_below_the_count() {
+        let text = "Grüße, 世界! The quick brown fox 🦊 jumps. ".repeat(20);
+        let item: Item = serde_json::from_value(serde_json::json!(
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+        ))
+        .unwrap();
+        assert!(Counter::Bound.item(&item) >= Counter::Tokens.item(&item));
+        let tool: FunctionTool = serde_json::from_value(serde_json::json!(
+            {"type": "function", "name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "string"}}}}
+        ))
+        .unwrap();
+        let tools = [tool];
+        assert!(
+            Counter::Bound.fixed(Some("be brief"), &tools)
+                >= Counter::Tokens.fixed(Some("be brief"), &tools)
+        );
     }
 }

@@ -9,7 +9,30 @@
 
 use antwort_api::{ApiError, ErrorCode, Item, Role, Truncation};
 
-use crate::tokens::count_item;
+use antwort_api::FunctionTool;
+
+use crate::tokens::{Counter, count_fixed, count_item};
+
+/// Fits a turn (its items, instructions and tools) into `limit` tokens. The
+/// tokenizer runs only when the byte bound does not already fit, which spares
+/// the common request from tokenizing its whole history.
+pub fn fit_turn(
+    items: &mut Vec<Item>,
+    instructions: Option<&str>,
+    tools: &[FunctionTool],
+    limit: u64,
+    mode: Truncation,
+) -> Result<(), ApiError> {
+    let bound = Counter::Bound.fixed(instructions, tools)
+        + items
+            .iter()
+            .map(|item| Counter::Bound.item(item))
+            .sum::<u64>();
+    if bound <= limit {
+        return Ok(());
+    }
+    fit(items, count_fixed(instructions, tools), limit, mode)
+}
 
 fn is_user(item: &Item) -> bool {
     matches!(item, Item::Message(m) if m.role == Role::User)
