@@ -169,6 +169,15 @@ pub async fn serve(
     let (router, engine) = build_app(config).await?;
     let drain = config.server.shutdown_timeout;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    // Every answer and every streamed event is written as soon as it is ready:
+    // without TCP_NODELAY, Nagle's algorithm holds a small write back until the
+    // previous one is acknowledged, and a client that delays its ACKs turns that
+    // into 40 ms stalls between SSE events.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
+        }
+    });
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = stop_tx.send(());

@@ -79,8 +79,7 @@ pub enum StoreError {
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Inserts or replaces a response and its input items, atomically.
-    async fn save_response(&self, scope: &Scope, record: &StoredResponse)
-    -> Result<(), StoreError>;
+    async fn save_response(&self, scope: &Scope, record: StoredResponse) -> Result<(), StoreError>;
 
     async fn get_response(&self, scope: &Scope, id: &str) -> Result<Option<Response>, StoreError>;
 

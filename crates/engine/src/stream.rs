@@ -36,7 +36,7 @@ impl Persist {
             input: self.input,
             conversation_id: self.conversation_id,
         };
-        self.store.save_response(&self.scope, &record).await
+        self.store.save_response(&self.scope, record).await
     }
 }
 

@@ -54,8 +54,8 @@ struct RecordingStore {
 
 #[async_trait]
 impl Store for RecordingStore {
-    async fn save_response(&self, _: &Scope, record: &StoredResponse) -> Result<(), StoreError> {
-        self.saved.lock().unwrap().push(record.clone());
+    async fn save_response(&self, _: &Scope, record: StoredResponse) -> Result<(), StoreError> {
+        self.saved.lock().unwrap().push(record);
         Ok(())
     }
     async fn get_response(

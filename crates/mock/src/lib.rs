@@ -82,6 +82,11 @@ pub async fn serve(
     latency: Latency,
     stats: Arc<Stats>,
 ) -> std::io::Result<()> {
+    // As the gateway does: small writes (SSE chunks, MCP answers) go out at once
+    // instead of waiting for the previous one's ACK (Nagle's algorithm).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router(latency, stats)).await
 }
 

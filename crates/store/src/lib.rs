@@ -8,6 +8,7 @@
 
 mod migrations;
 mod sql;
+mod writer;
 
 use antwort_engine::store::StoreError;
 pub use sql::SqlStore;

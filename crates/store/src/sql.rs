@@ -14,12 +14,16 @@ use sqlx::{AnyPool, Row};
 
 use crate::StoreConfig;
 use crate::migrations::migrator;
+use crate::writer::Writer;
 
 const INPUT: i64 = 0;
 const OUTPUT: i64 = 1;
 /// A chain longer than this is cut (the oldest links are dropped); it guards the
 /// recursive query against a cycle written by hand into the database.
 const MAX_CHAIN_DEPTH: i64 = 100_000;
+/// Item rows per INSERT: 6 parameters each, well under SQLite's and PostgreSQL's
+/// limits on bound parameters.
+const ITEMS_PER_INSERT: usize = 100;
 
 /// Numbers in-memory databases, so that two stores in one process never share one.
 static MEMORY_STORES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -33,9 +37,11 @@ pub enum Dialect {
 pub struct SqlStore {
     pool: AnyPool,
     dialect: Dialect,
+    /// Saves finished responses, many to a transaction.
+    writer: Writer,
 }
 
-fn unavailable(error: sqlx::Error) -> StoreError {
+pub(crate) fn unavailable(error: sqlx::Error) -> StoreError {
     StoreError::Unavailable(error.to_string())
 }
 
@@ -148,7 +154,12 @@ impl SqlStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Unavailable(format!("migrations failed: {e}")))?;
-        Ok(Self { pool, dialect })
+        let writer = Writer::spawn(pool.clone());
+        Ok(Self {
+            pool,
+            dialect,
+            writer,
+        })
     }
 
     /// A condition on one metadata key, in this dialect; binds `$key` then `$value`.
@@ -259,7 +270,7 @@ async fn write_response(
     .execute(&mut **tx)
     .await
     .map_err(unavailable)?;
-    let items = record
+    let items: Vec<(i64, usize, &Item)> = record
         .input
         .iter()
         .enumerate()
@@ -270,21 +281,57 @@ async fn write_response(
                 .iter()
                 .enumerate()
                 .map(|(position, item)| (OUTPUT, position, item)),
-        );
-    for (kind, position, item) in items {
-        sqlx::query(
-            "INSERT INTO response_items (response_id, kind, position, item_id, tenant, body) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
         )
-        .bind(&response.id)
-        .bind(kind)
-        .bind(position as i64)
-        .bind(item_id(item))
-        .bind(&scope.tenant)
-        .bind(to_json(item)?)
-        .execute(&mut **tx)
-        .await
-        .map_err(unavailable)?;
+        .collect();
+    // Many rows to a statement: one round trip instead of one per item.
+    for chunk in items.chunks(ITEMS_PER_INSERT) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|row| {
+                let n = row * 6;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${})",
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    n + 5,
+                    n + 6
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO response_items (response_id, kind, position, item_id, tenant, body) VALUES {}",
+            rows.join(", ")
+        );
+        let mut statement = sqlx::query(&sql);
+        for (kind, position, item) in chunk {
+            statement = statement
+                .bind(&response.id)
+                .bind(*kind)
+                .bind(*position as i64)
+                .bind(item_id(item))
+                .bind(&scope.tenant)
+                .bind(to_json(*item)?);
+        }
+        statement.execute(&mut **tx).await.map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+/// Writes one finished response (when it is stored) and adds its input and
+/// output to its conversation (when it has one), inside `tx`.
+pub(crate) async fn write_record(
+    tx: &mut Transaction<'_>,
+    scope: &Scope,
+    record: &StoredResponse,
+) -> Result<(), StoreError> {
+    let response = &record.response;
+    if response.store {
+        write_response(tx, scope, record).await?;
+    }
+    if let Some(conversation) = &record.conversation_id {
+        let items: Vec<&Item> = record.input.iter().chain(response.output.iter()).collect();
+        append_items(tx, scope, conversation, &items).await?;
     }
     Ok(())
 }
@@ -329,21 +376,8 @@ fn conversation_from_row(row: &sqlx::any::AnyRow) -> Result<Conversation, StoreE
 
 #[async_trait]
 impl Store for SqlStore {
-    async fn save_response(
-        &self,
-        scope: &Scope,
-        record: &StoredResponse,
-    ) -> Result<(), StoreError> {
-        let response = &record.response;
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        if response.store {
-            write_response(&mut tx, scope, record).await?;
-        }
-        if let Some(conversation) = &record.conversation_id {
-            let items: Vec<&Item> = record.input.iter().chain(response.output.iter()).collect();
-            append_items(&mut tx, scope, conversation, &items).await?;
-        }
-        tx.commit().await.map_err(unavailable)
+    async fn save_response(&self, scope: &Scope, record: StoredResponse) -> Result<(), StoreError> {
+        self.writer.save(scope, record).await
     }
 
     async fn get_response(&self, scope: &Scope, id: &str) -> Result<Option<Response>, StoreError> {

@@ -125,7 +125,7 @@ async fn turn(store: &SqlStore, scope: &Scope, id: &str, previous: Option<&str>)
             &format!("question {id}"),
         )],
     };
-    store.save_response(scope, &record).await.unwrap();
+    store.save_response(scope, record).await.unwrap();
     response
 }
 
@@ -200,7 +200,7 @@ async fn saving_again_replaces() {
         store
             .save_response(
                 &scope,
-                &StoredResponse {
+                StoredResponse {
                     conversation_id: None,
                     response: updated.clone(),
                     input: Vec::new(),
@@ -299,6 +299,46 @@ async fn chains_load_oldest_first_input_before_output() {
 }
 
 #[tokio::test]
+async fn concurrent_saves_all_land_and_items_keep_their_order() {
+    for (name, store) in stores().await {
+        let scope = Scope::default();
+        // Enough at once for the writer to group them into batches, and outputs
+        // longer than one multi-row INSERT.
+        let saves = (0..300).map(|i| {
+            let output: Vec<Item> = (0..if i == 0 { 250 } else { 1 })
+                .map(|n| message(&format!("out_{i}_{n}"), Role::Assistant, &format!("{n}")))
+                .collect();
+            let record = StoredResponse {
+                conversation_id: None,
+                response: response(&format!("resp_{i:04}"), None, output),
+                input: vec![message(&format!("in_{i}"), Role::User, "q")],
+            };
+            let store = &store;
+            let scope = &scope;
+            async move { store.save_response(scope, record).await }
+        });
+        for result in futures::future::join_all(saves).await {
+            result.unwrap();
+        }
+        for i in 0..300 {
+            let id = format!("resp_{i:04}");
+            assert!(
+                store.get_response(&scope, &id).await.unwrap().is_some(),
+                "{name}: {id}"
+            );
+        }
+        let chain = store
+            .load_chain(&scope, "resp_0000")
+            .await
+            .unwrap()
+            .unwrap();
+        let outputs: Vec<String> = texts(&chain).into_iter().skip(1).collect();
+        let expected: Vec<String> = (0..250).map(|n| n.to_string()).collect();
+        assert_eq!(outputs, expected, "{name}: 250 items in order");
+    }
+}
+
+#[tokio::test]
 async fn a_long_chain_loads_whole() {
     for (name, store) in stores().await {
         let scope = Scope::default();
@@ -333,7 +373,7 @@ async fn lists_paginate_both_ways_and_filter() {
             store
                 .save_response(
                     &scope,
-                    &StoredResponse {
+                    StoredResponse {
                         conversation_id: None,
                         response: r,
                         input: Vec::new(),
@@ -436,7 +476,7 @@ async fn input_items_paginate_and_items_resolve_by_id() {
         store
             .save_response(
                 &scope,
-                &StoredResponse {
+                StoredResponse {
                     conversation_id: None,
                     response: response(
                         "resp_x",
@@ -533,7 +573,7 @@ async fn conversations_keep_items_in_order_and_join_responses() {
         store
             .save_response(
                 &scope,
-                &StoredResponse {
+                StoredResponse {
                     conversation_id: Some("conv_1".into()),
                     response: unstored,
                     input: vec![message("msg_in", Role::User, "question")],
