@@ -482,14 +482,20 @@ impl Store for SqlStore {
         }
         // Walk the links back from the newest response, then read every item of the
         // chain in one pass: oldest response first, its input before its output.
+        // CROSS JOIN fixes SQLite's join order (PostgreSQL plans it freely): the
+        // chain first, then each link's row and items by primary key. Left to
+        // itself, SQLite 3.46 walks each link by scanning every response of the
+        // tenant, which made a chain's load grow with the whole table (25 ms at
+        // depth 400 in a 400-response file, 2.3 ms with the order fixed).
         let rows = sqlx::query(
             "WITH RECURSIVE chain(id, depth) AS ( \
                  SELECT id, 0 FROM responses WHERE id = $1 AND tenant = $2 \
                  UNION ALL \
-                 SELECT r.previous_response_id, c.depth + 1 FROM responses r JOIN chain c ON r.id = c.id \
-                 WHERE r.previous_response_id IS NOT NULL AND r.tenant = $2 AND c.depth < $3 \
+                 SELECT r.previous_response_id, c.depth + 1 FROM chain c CROSS JOIN responses r \
+                 WHERE r.id = c.id AND r.previous_response_id IS NOT NULL AND r.tenant = $2 AND c.depth < $3 \
              ) \
-             SELECT i.body FROM chain c JOIN response_items i ON i.response_id = c.id AND i.tenant = $2 \
+             SELECT i.body FROM chain c CROSS JOIN response_items i \
+             WHERE i.response_id = c.id AND i.tenant = $2 \
              ORDER BY c.depth DESC, i.kind ASC, i.position ASC",
         )
         .bind(response_id)
