@@ -487,24 +487,30 @@ impl Store for SqlStore {
         // itself, SQLite 3.46 walks each link by scanning every response of the
         // tenant, which made a chain's load grow with the whole table (25 ms at
         // depth 400 in a 400-response file, 2.3 ms with the order fixed).
-        let rows = sqlx::query(
+        // The items come back as one row, their JSON joined into one array by the
+        // database: one row instead of one per item spares the per-row cost of
+        // the driver (on SQLite, a hop from its worker thread for each row).
+        let row = sqlx::query(
             "WITH RECURSIVE chain(id, depth) AS ( \
                  SELECT id, 0 FROM responses WHERE id = $1 AND tenant = $2 \
                  UNION ALL \
                  SELECT r.previous_response_id, c.depth + 1 FROM chain c CROSS JOIN responses r \
                  WHERE r.id = c.id AND r.previous_response_id IS NOT NULL AND r.tenant = $2 AND c.depth < $3 \
              ) \
-             SELECT i.body FROM chain c CROSS JOIN response_items i \
-             WHERE i.response_id = c.id AND i.tenant = $2 \
-             ORDER BY c.depth DESC, i.kind ASC, i.position ASC",
+             SELECT string_agg(i.body, ',' ORDER BY c.depth DESC, i.kind ASC, i.position ASC) \
+             FROM chain c CROSS JOIN response_items i \
+             WHERE i.response_id = c.id AND i.tenant = $2",
         )
         .bind(response_id)
         .bind(&scope.tenant)
         .bind(MAX_CHAIN_DEPTH)
-        .fetch_all(&self.pool)
+        .fetch_one(&self.pool)
         .await
         .map_err(unavailable)?;
-        decode_all(&rows, 0).map(Some)
+        match row.get::<Option<String>, _>(0) {
+            Some(joined) => from_json(&format!("[{joined}]")).map(Some),
+            None => Ok(Some(Vec::new())),
+        }
     }
 
     async fn get_items(&self, scope: &Scope, ids: &[String]) -> Result<Vec<Item>, StoreError> {
