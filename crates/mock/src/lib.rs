@@ -213,7 +213,11 @@ async fn chat_completions(State(state): State<MockState>, body: Bytes) -> Respon
             include_usage,
         );
     }
-    tokio::time::sleep(script.ttft).await;
+    // tokio rounds even a zero sleep up to its next millisecond tick: a mock
+    // told to answer at once must not wait.
+    if !script.ttft.is_zero() {
+        tokio::time::sleep(script.ttft).await;
+    }
     let mut message = json!({"role": "assistant", "content": script.text});
     if let Some(reasoning) = &script.reasoning {
         message["reasoning_content"] = json!(reasoning);

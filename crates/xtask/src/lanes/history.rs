@@ -1,0 +1,142 @@
+//! Lane 4, history: what a `previous_response_id` chain costs as it grows. One
+//! chain of stored responses (SQLite, the default store) is built turn by turn;
+//! then a `store: false` request continues it from depth 1, 10, 100 and 1,000,
+//! against a direct request carrying the same replayed messages (the mock's own
+//! cost grows with them too, so only the difference is the gateway's).
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::overhead::json_job;
+use super::{Compare, Ctx, SideAcc, Storage, bytes_of, measure};
+use crate::load::{self, closed_loop};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct History {
+    /// Turns in the chain that was built.
+    pub chain_length: usize,
+    /// Time to build it, one stored turn after another.
+    pub build_seconds: f64,
+    pub depths: Vec<Depth>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Depth {
+    pub depth: usize,
+    pub compare: Compare,
+}
+
+fn turn_text(turn: usize) -> String {
+    format!("Turn {turn} of the history lane [[reply:ok]]")
+}
+
+const NEXT: &str = "And the next turn [[reply:ok]]";
+
+/// The Chat Completions body the gateway sends when continuing from a chain of
+/// `depth` turns: every stored turn replayed as a user and an assistant message.
+pub fn replayed_chat_body(depth: usize) -> Value {
+    let mut messages = Vec::with_capacity(2 * depth + 1);
+    for turn in 1..=depth {
+        messages.push(json!({"role": "user", "content": turn_text(turn)}));
+        messages.push(json!({"role": "assistant", "content": "ok"}));
+    }
+    messages.push(json!({"role": "user", "content": NEXT}));
+    json!({"messages": messages, "model": "mock-model", "stream": false})
+}
+
+pub async fn run(ctx: &Ctx) -> Result<History> {
+    let plan = &ctx.plan;
+    let mock = ctx.start_mock("history", 0).await?;
+    let gateway = ctx
+        .start_gateway("history", &mock, Storage::Sqlite, false)
+        .await?;
+    let depths = plan.history_depths.clone();
+    let longest = depths.iter().copied().max().unwrap_or(1);
+    let url = format!("{}/v1/responses", gateway.url);
+
+    // Build the chain; keep the id at each depth that will be measured.
+    let started = Instant::now();
+    let mut previous: Option<String> = None;
+    let mut ids = Vec::new();
+    for turn in 1..=longest {
+        let mut body = json!({"model": "mock-model", "input": turn_text(turn), "store": true});
+        if let Some(id) = &previous {
+            body["previous_response_id"] = json!(id);
+        }
+        let answer = load::post_json(&ctx.client, &url, bytes_of(&body))
+            .await
+            .with_context(|| format!("building the chain at turn {turn}"))?;
+        let id = load::response_id(&answer).context("no id in a stored response")?;
+        if depths.contains(&turn) {
+            ids.push((turn, id.clone()));
+        }
+        previous = Some(id);
+        if turn % 250 == 0 {
+            eprintln!("  chain at {turn} turns");
+        }
+    }
+    let build_seconds = started.elapsed().as_secs_f64();
+
+    let mut results = Vec::new();
+    for (depth, id) in ids {
+        let direct_job = json_job(
+            ctx,
+            format!("{}/v1/chat/completions", mock.url),
+            bytes_of(&replayed_chat_body(depth)),
+        );
+        let gateway_job = json_job(
+            ctx,
+            url.clone(),
+            bytes_of(&json!({
+                "model": "mock-model",
+                "input": NEXT,
+                "previous_response_id": id,
+                "store": false,
+            })),
+        );
+        closed_loop(1, plan.warmup / 2, &direct_job).await;
+        closed_loop(1, plan.warmup / 2, &gateway_job).await;
+        let (mut direct, mut through) = (SideAcc::default(), SideAcc::default());
+        for _ in 0..plan.history_rounds {
+            direct.add(measure(&mock, closed_loop(1, plan.history_round, &direct_job)).await);
+            through.add(measure(&gateway, closed_loop(1, plan.history_round, &gateway_job)).await);
+        }
+        results.push(Depth {
+            depth,
+            compare: Compare::new(
+                format!("depth {depth}"),
+                direct.finish(&mock, ctx.clock_ticks),
+                through.finish(&gateway, ctx.clock_ticks),
+            ),
+        });
+    }
+    Ok(History {
+        chain_length: longest,
+        build_seconds,
+        depths: results,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_replayed_body_alternates_turns_and_ends_with_the_new_input() {
+        let body = replayed_chat_body(2);
+        let messages = body["messages"].as_array().unwrap();
+        let roles: Vec<&str> = messages
+            .iter()
+            .map(|m| m["role"].as_str().unwrap())
+            .collect();
+        assert_eq!(roles, ["user", "assistant", "user", "assistant", "user"]);
+        assert_eq!(messages[4]["content"], NEXT);
+        assert_eq!(
+            replayed_chat_body(0)["messages"].as_array().unwrap().len(),
+            1
+        );
+    }
+}
