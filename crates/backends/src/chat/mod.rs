@@ -34,7 +34,11 @@ pub struct ChatBackend {
     client: reqwest::Client,
     /// Always ends in `/v1`, without a trailing slash.
     base_url: String,
-    api_key: Option<String>,
+    /// `{base_url}/chat/completions`, parsed once: parsing a URL (IDNA included)
+    /// on every request showed in the request path's profile.
+    completions_url: reqwest::Url,
+    /// `Bearer <key>`, built once and marked sensitive (never logged).
+    authorization: Option<reqwest::header::HeaderValue>,
     timeout: Duration,
 }
 
@@ -46,16 +50,35 @@ impl ChatBackend {
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
             .map_err(|e| BackendError::Unavailable(format!("cannot build HTTP client: {e}")))?;
+        let base_url = normalize_base_url(&config.base_url);
+        let completions_url = reqwest::Url::parse(&format!("{base_url}/chat/completions"))
+            .map_err(|e| {
+                BackendError::Unavailable(format!("invalid backend URL {base_url}: {e}"))
+            })?;
+        let authorization = match config.api_key {
+            Some(key) => {
+                let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))
+                    .map_err(|_| {
+                        BackendError::Unavailable(
+                            "the backend API key is not a valid header value".into(),
+                        )
+                    })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
         Ok(Self {
             client,
-            base_url: normalize_base_url(&config.base_url),
-            api_key: config.api_key,
+            base_url,
+            completions_url,
+            authorization,
             timeout: config.timeout,
         })
     }
 
-    fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        self.authorized(self.client.post(format!("{}{path}", self.base_url)))
+    fn post_completions(&self) -> reqwest::RequestBuilder {
+        self.authorized(self.client.post(self.completions_url.clone()))
     }
 
     fn get(&self, path: &str) -> reqwest::RequestBuilder {
@@ -63,8 +86,8 @@ impl ChatBackend {
     }
 
     fn authorized(&self, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.api_key {
-            Some(key) => builder.bearer_auth(key),
+        match &self.authorization {
+            Some(value) => builder.header(reqwest::header::AUTHORIZATION, value.clone()),
             None => builder,
         }
     }
@@ -164,9 +187,7 @@ fn error_message(body: &str) -> String {
 impl Backend for ChatBackend {
     async fn generate(&self, request: &ModelRequest) -> Result<ModelStream, BackendError> {
         let body = chat_request(request);
-        let response = self
-            .send(self.post("/chat/completions").json(&body))
-            .await?;
+        let response = self.send(self.post_completions().json(&body)).await?;
         if !request.stream {
             let bytes = tokio::time::timeout(self.timeout, response.bytes())
                 .await
@@ -321,6 +342,22 @@ impl Stream for ChunkStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn completions_go_to_the_parsed_url_with_the_key() {
+        let backend = ChatBackend::new(ChatBackendConfig {
+            base_url: "http://h:8000".into(),
+            api_key: Some("k3y".into()),
+            connect_timeout: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+        })
+        .unwrap();
+        let request = backend.post_completions().build().unwrap();
+        assert_eq!(request.url().as_str(), "http://h:8000/v1/chat/completions");
+        let authorization = &request.headers()[reqwest::header::AUTHORIZATION];
+        assert_eq!(authorization, "Bearer k3y");
+        assert!(authorization.is_sensitive());
+    }
 
     #[test]
     fn base_url_gets_exactly_one_v1() {
