@@ -237,6 +237,14 @@ fn page<T>(mut rows: Vec<T>, limit: u32, reverse: bool) -> Page<T> {
 
 type Transaction<'a> = sqlx::Transaction<'a, sqlx::Any>;
 
+const INSERT_RESPONSE: &str = "INSERT INTO responses \
+    (id, tenant, owner, created_at, model, status, previous_response_id, metadata, body) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+/// The same, doing nothing when the id is taken (both databases have the syntax).
+const INSERT_NEW_RESPONSE: &str = "INSERT INTO responses \
+    (id, tenant, owner, created_at, model, status, previous_response_id, metadata, body) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING";
+
 /// Inserts or replaces a response row and its items.
 async fn write_response(
     tx: &mut Transaction<'_>,
@@ -244,32 +252,43 @@ async fn write_response(
     record: &StoredResponse,
 ) -> Result<(), StoreError> {
     let response = &record.response;
-    sqlx::query("DELETE FROM response_items WHERE response_id = $1")
-        .bind(&response.id)
+    let metadata = to_json(&response.metadata)?;
+    let body = to_json(response)?;
+    let insert = |sql: &'static str| {
+        sqlx::query(sql)
+            .bind(&response.id)
+            .bind(&scope.tenant)
+            .bind(&scope.owner)
+            .bind(response.created_at as i64)
+            .bind(&response.model)
+            .bind(response.status.as_str())
+            .bind(response.previous_response_id.clone())
+            .bind(metadata.clone())
+            .bind(body.clone())
+    };
+    // A new response (the usual case) is one insert; saving one again replaces
+    // its row and its items.
+    let inserted = insert(INSERT_NEW_RESPONSE)
         .execute(&mut **tx)
         .await
-        .map_err(unavailable)?;
-    sqlx::query("DELETE FROM responses WHERE id = $1")
-        .bind(&response.id)
-        .execute(&mut **tx)
-        .await
-        .map_err(unavailable)?;
-    sqlx::query(
-        "INSERT INTO responses (id, tenant, owner, created_at, model, status, previous_response_id, metadata, body) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(&response.id)
-    .bind(&scope.tenant)
-    .bind(&scope.owner)
-    .bind(response.created_at as i64)
-    .bind(&response.model)
-    .bind(response.status.as_str())
-    .bind(response.previous_response_id.clone())
-    .bind(to_json(&response.metadata)?)
-    .bind(to_json(response)?)
-    .execute(&mut **tx)
-    .await
-    .map_err(unavailable)?;
+        .map_err(unavailable)?
+        .rows_affected();
+    if inserted == 0 {
+        sqlx::query("DELETE FROM response_items WHERE response_id = $1")
+            .bind(&response.id)
+            .execute(&mut **tx)
+            .await
+            .map_err(unavailable)?;
+        sqlx::query("DELETE FROM responses WHERE id = $1")
+            .bind(&response.id)
+            .execute(&mut **tx)
+            .await
+            .map_err(unavailable)?;
+        insert(INSERT_RESPONSE)
+            .execute(&mut **tx)
+            .await
+            .map_err(unavailable)?;
+    }
     let items: Vec<(i64, usize, &Item)> = record
         .input
         .iter()
