@@ -214,7 +214,7 @@ impl Default for ServerSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineSection {
     /// The backend protocol. Every supported value speaks Chat Completions today.
@@ -255,6 +255,26 @@ impl Default for EngineSection {
             max_turns: antwort_engine::DEFAULT_MAX_TURNS,
             tool_concurrency: antwort_engine::DEFAULT_TOOL_CONCURRENCY,
         }
+    }
+}
+
+// The backend key stays out of `check-config` output and logs.
+impl std::fmt::Debug for EngineSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineSection")
+            .field("provider", &self.provider)
+            .field("backend_url", &self.backend_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("api_key_file", &self.api_key_file)
+            .field("default_model", &self.default_model)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("backend_timeout", &self.backend_timeout)
+            .field("reasoning_events", &self.reasoning_events)
+            .field("context_window", &self.context_window)
+            .field("context_windows", &self.context_windows)
+            .field("max_turns", &self.max_turns)
+            .field("tool_concurrency", &self.tool_concurrency)
+            .finish()
     }
 }
 
