@@ -12,17 +12,16 @@
 use std::sync::Arc;
 
 use antwort_api::{
-    ApiError, ErrorCode, IncompleteReason, Item, McpListedTool, MessageContent, MessageItem, Role,
-    StreamEvent,
+    ApiError, ErrorCode, IncompleteReason, Item, MessageContent, MessageItem, Role, StreamEvent,
 };
 use futures::StreamExt;
 use tracing::Instrument;
 
 use crate::assembler::{Assembler, Conclusion, ServerCall};
-use crate::catalog::{Catalog, DeclaredServer};
+use crate::catalog::{Catalog, DeclaredServer, Routes};
 use crate::clock::unix_now;
 use crate::error::backend_error;
-use crate::mcp::{McpCallResult, McpConnector, McpError, McpToolInfo};
+use crate::mcp::{McpCallResult, McpConnector, McpError};
 use crate::model::{Backend, FinishReason, ModelRequest, ModelStream, ModelToolChoice};
 use crate::replay::model_view;
 use crate::stream::{EventSink, Persist};
@@ -59,9 +58,12 @@ pub(crate) struct Run {
     pub first: Option<ModelStream>,
     pub backend: Arc<dyn Backend>,
     pub mcp: Arc<dyn McpConnector>,
+    /// What the catalog is built from again once listed tools are known.
     pub functions: Vec<antwort_api::FunctionTool>,
     pub servers: Vec<DeclaredServer>,
     pub tool_choice: antwort_api::ToolChoice,
+    /// Where calls go with the tools known when the response started.
+    pub routes: Routes,
     pub approved: Vec<ApprovedCall>,
     pub limits: Limits,
     pub persist: Option<Persist>,
@@ -72,13 +74,14 @@ impl Run {
         let mut out = Vec::new();
         self.assembler.start(&mut out);
         sink.send(&mut out);
-        self.list_tools(&sink).await;
-        let catalog = Catalog::build(&self.functions, &self.servers, &self.tool_choice);
-        if self.first.is_none() {
+        let mut routes = std::mem::take(&mut self.routes);
+        if self.list_tools(&sink).await {
+            let catalog = Catalog::build(&self.functions, &self.servers, &self.tool_choice);
             self.request.tools = catalog.offered;
             self.request.tool_choice = catalog.tool_choice;
+            routes = catalog.routes;
         }
-        self.assembler.set_routes(catalog.routes);
+        self.assembler.set_routes(routes);
         let mut calls_made = 0u32;
         if !self.approved.is_empty() {
             let start = self.assembler.output_len();
@@ -252,8 +255,9 @@ impl Run {
     }
 
     /// Lists the tools of every declared server whose tools are not known yet,
-    /// all at once, emitting an `mcp_list_tools` item for each.
-    async fn list_tools(&mut self, sink: &EventSink) {
+    /// all at once, emitting an `mcp_list_tools` item for each. Returns whether
+    /// anything was listed.
+    async fn list_tools(&mut self, sink: &EventSink) -> bool {
         let mut out = Vec::new();
         let mut pending = Vec::new();
         for (position, declared) in self.servers.iter().enumerate() {
@@ -264,6 +268,9 @@ impl Run {
                 .assembler
                 .list_started(&declared.server.label, &mut out);
             pending.push((position, output_index, declared.server.clone()));
+        }
+        if pending.is_empty() {
+            return false;
         }
         sink.send(&mut out);
         let mcp = &self.mcp;
@@ -276,7 +283,6 @@ impl Run {
         let mut unavailable = Vec::new();
         while let Some((position, output_index, result)) = listings.next().await {
             let label = self.servers[position].server.label.clone();
-            let result = result.map(|tools| tools.into_iter().map(listed).collect::<Vec<_>>());
             match &result {
                 Ok(tools) => self.servers[position].tools = Some(tools.clone()),
                 Err(error) => {
@@ -303,6 +309,7 @@ impl Run {
                 phase: None,
             }));
         }
+        true
     }
 
     /// Runs server-side calls (bounded, in parallel when allowed) and files each
@@ -401,15 +408,6 @@ async fn call_tool(
         tracing::warn!(server_label = %call.server_label, tool = %call.tool, %error, "MCP call failed");
     }
     result
-}
-
-fn listed(tool: McpToolInfo) -> McpListedTool {
-    McpListedTool {
-        name: tool.name,
-        description: tool.description,
-        input_schema: tool.input_schema,
-        annotations: tool.annotations,
-    }
 }
 
 fn log_outcome(assembler: &Assembler) {

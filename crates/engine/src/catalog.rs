@@ -7,6 +7,7 @@
 //! function name. A name that is not a server tool of this response goes back to
 //! the client, so a client function named like a server tool stays the client's.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 
 use antwort_api::{
@@ -96,10 +97,10 @@ fn server_of(tool: &McpTool) -> McpServer {
 /// Checks a `tool_choice` against the declared tools, before anything runs.
 pub fn check_tool_choice(
     choice: &ToolChoice,
-    functions: &[FunctionTool],
+    functions: &[impl Borrow<FunctionTool>],
     servers: &[DeclaredServer],
 ) -> Result<(), ApiError> {
-    let has_function = |name: &str| functions.iter().any(|f| f.name == name);
+    let has_function = |name: &str| functions.iter().any(|f| f.borrow().name == name);
     let has_server = |label: &str| servers.iter().any(|s| s.server.label == label);
     match choice {
         ToolChoice::Mode(ToolChoiceMode::Required)
@@ -199,7 +200,7 @@ pub struct Catalog {
 impl Catalog {
     /// Builds the catalog from checked declarations (see [`check_tool_choice`]).
     pub fn build(
-        functions: &[FunctionTool],
+        functions: &[impl Borrow<FunctionTool>],
         servers: &[DeclaredServer],
         choice: &ToolChoice,
     ) -> Self {
@@ -212,8 +213,10 @@ impl Catalog {
             ToolChoice::Mcp { .. } => false,
             _ => true,
         };
-        for function in functions.iter().filter(|f| client_allowed(&f.name)) {
-            offered.push(function.clone());
+        for function in functions.iter().map(Borrow::borrow) {
+            if client_allowed(&function.name) {
+                offered.push(function.clone());
+            }
         }
         let server_allowed = |label: &str, tool: &str| match choice {
             ToolChoice::AllowedTools { tools, .. } => tools.iter().any(|t| {
@@ -236,7 +239,7 @@ impl Catalog {
                     continue;
                 }
                 let name = mcp_tool_name(label, &tool.name);
-                if functions.iter().any(|f| f.name == name) || routes.contains_key(&name) {
+                if functions.iter().any(|f| f.borrow().name == name) || routes.contains_key(&name) {
                     // `a__b` + `c` and `a` + `b__c` meet as `a__b__c`; so can a
                     // client function. The first declared keeps the name.
                     tracing::warn!(
@@ -360,7 +363,7 @@ mod tests {
         ]));
         let mut servers = declared_servers(&declared).unwrap();
         servers[0].tools = Some(listed(&["add", "echo"]));
-        let catalog = Catalog::build(&[], &servers, &ToolChoice::default());
+        let catalog = Catalog::build(&[] as &[FunctionTool], &servers, &ToolChoice::default());
         assert_eq!(catalog.offered.len(), 1);
         assert!(catalog.routes.get("calc__echo").unwrap().approval);
     }
@@ -413,7 +416,7 @@ mod tests {
         let mut servers = declared_servers(&declared).unwrap();
         servers[0].tools = Some(listed(&["c"]));
         servers[1].tools = Some(listed(&["b__c"]));
-        let catalog = Catalog::build(&[], &servers, &ToolChoice::default());
+        let catalog = Catalog::build(&[] as &[FunctionTool], &servers, &ToolChoice::default());
         assert_eq!(catalog.offered.len(), 1);
         assert_eq!(catalog.routes.get("a__b__c").unwrap().server_label, "a__b");
     }
@@ -430,6 +433,6 @@ mod tests {
         assert!(declared_servers(&bad).is_err());
         let choice: ToolChoice =
             serde_json::from_value(json!({"type": "mcp", "server_label": "zzz"})).unwrap();
-        assert!(check_tool_choice(&choice, &[], &[]).is_err());
+        assert!(check_tool_choice(&choice, &[] as &[FunctionTool], &[]).is_err());
     }
 }

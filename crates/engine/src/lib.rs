@@ -89,6 +89,8 @@ struct Turn {
     own_input: Vec<Item>,
     /// Calls the new input approved, to run before the first model turn.
     approved: Vec<agent::ApprovedCall>,
+    /// Where the model's calls go, as far as the tools are known.
+    routes: catalog::Routes,
 }
 
 /// A started response: its event stream and what the server reports beside it.
@@ -205,13 +207,17 @@ impl Engine {
         context::check_call_outputs(&input, replayed)?;
         context::known_tool_lists(&input, &mut plan.servers);
         let approved = context::approved_calls(&input, replayed, &plan.servers)?;
-        if plan.servers.iter().all(|s| s.tools.is_some()) {
-            // Every server's tools are known: the model sees them from the first
-            // turn, and the fit below counts them.
+        // The plan offers the client's functions. When the request declares MCP
+        // servers whose tools are all known from the context, they join now: the
+        // model sees them from the first turn and the fit below counts them.
+        // Otherwise the loop builds the catalog once it has listed them.
+        let mut routes = catalog::Routes::default();
+        if !plan.servers.is_empty() && plan.servers.iter().all(|s| s.tools.is_some()) {
             let catalog =
                 catalog::Catalog::build(&plan.functions, &plan.servers, &plan.tool_choice);
             plan.model_request.tools = catalog.offered;
             plan.model_request.tool_choice = catalog.tool_choice;
+            routes = catalog.routes;
         }
         let mut input = replay::model_view(input);
         if fit {
@@ -231,6 +237,7 @@ impl Engine {
             plan,
             own_input,
             approved,
+            routes,
         })
     }
 
@@ -258,6 +265,7 @@ impl Engine {
             plan,
             own_input,
             approved,
+            routes,
         } = self.prepare_turn(scope, request, true).await?;
         if !plan.skipped_tools.is_empty() {
             tracing::warn!(
@@ -308,6 +316,7 @@ impl Engine {
             functions: plan.functions,
             servers: plan.servers,
             tool_choice: plan.tool_choice,
+            routes,
             approved,
             limits,
             persist,

@@ -30,15 +30,9 @@ impl std::fmt::Debug for McpServer {
     }
 }
 
-/// A tool an MCP server offers.
-#[derive(Debug, Clone, PartialEq)]
-pub struct McpToolInfo {
-    pub name: String,
-    pub description: Option<String>,
-    /// The JSON Schema of the tool's arguments.
-    pub input_schema: serde_json::Value,
-    pub annotations: Option<serde_json::Value>,
-}
+/// A tool an MCP server offers, in the shape of the `mcp_list_tools` item that
+/// lists it.
+pub use antwort_api::McpListedTool;
 
 /// What a call returned when the server answered it.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,7 +70,7 @@ pub enum McpError {
 #[async_trait]
 pub trait McpConnector: Send + Sync {
     /// The tools `server` offers.
-    async fn list_tools(&self, server: &McpServer) -> Result<Vec<McpToolInfo>, McpError>;
+    async fn list_tools(&self, server: &McpServer) -> Result<Vec<McpListedTool>, McpError>;
 
     /// Calls `tool` on `server` with `arguments` (a JSON object).
     async fn call_tool(
@@ -92,7 +86,7 @@ pub struct NoMcp;
 
 #[async_trait]
 impl McpConnector for NoMcp {
-    async fn list_tools(&self, server: &McpServer) -> Result<Vec<McpToolInfo>, McpError> {
+    async fn list_tools(&self, server: &McpServer) -> Result<Vec<McpListedTool>, McpError> {
         Err(McpError::UnknownServer(server.label.clone()))
     }
 

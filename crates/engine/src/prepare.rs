@@ -15,7 +15,8 @@ use crate::model::ModelRequest;
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub model_request: ModelRequest,
-    /// The client's functions, as declared.
+    /// The client's functions, as declared, when the request declares MCP
+    /// servers (for the catalog built once their tools are known); else empty.
     pub functions: Vec<FunctionTool>,
     /// The MCP servers the request declared; their tools are filled in later.
     pub servers: Vec<DeclaredServer>,
@@ -79,11 +80,12 @@ pub fn plan(
         .with_param("input"));
     }
 
-    let tools = request.tools.clone().unwrap_or_default();
-    let functions: Vec<FunctionTool> = tools
+    // Taken, not cloned: the response echoes them.
+    let tools = request.tools.take().unwrap_or_default();
+    let functions: Vec<&FunctionTool> = tools
         .iter()
         .filter_map(|tool| match tool {
-            Tool::Function(function) => Some(function.clone()),
+            Tool::Function(function) => Some(function),
             Tool::Mcp(_) | Tool::Hosted(_) => None,
         })
         .collect();
@@ -95,10 +97,17 @@ pub fn plan(
             Tool::Function(_) | Tool::Mcp(_) => None,
         })
         .collect();
-    let tool_choice = request.tool_choice.clone().unwrap_or_default();
+    let tool_choice = request.tool_choice.take().unwrap_or_default();
     catalog::check_tool_choice(&tool_choice, &functions, &servers)?;
     // Until MCP servers' tools are known, the model is offered the functions.
     let catalog = Catalog::build(&functions, &servers, &tool_choice);
+    // Only a request with MCP servers builds its catalog again (once their tools
+    // are known), so only then are the functions kept.
+    let functions: Vec<FunctionTool> = if servers.is_empty() {
+        Vec::new()
+    } else {
+        functions.into_iter().cloned().collect()
+    };
 
     let logprobs = request.includes(Include::OutputTextLogprobs);
     let text = request.text.clone().unwrap_or_default();

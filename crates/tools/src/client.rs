@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use antwort_engine::mcp::{McpCallResult, McpConnector, McpError, McpServer, McpToolInfo};
+use antwort_engine::mcp::{McpCallResult, McpConnector, McpError, McpListedTool, McpServer};
 use async_trait::async_trait;
 use reqwest013::Url;
 use reqwest013::header::{AUTHORIZATION, HeaderName, HeaderValue};
@@ -46,7 +46,7 @@ struct Inner {
     max_output_bytes: usize,
     tools_cache_ttl: Duration,
     /// Configured servers' tool lists, by name, with when they were fetched.
-    tools_cache: Mutex<HashMap<String, (Instant, Vec<McpToolInfo>)>>,
+    tools_cache: Mutex<HashMap<String, (Instant, Vec<McpListedTool>)>>,
 }
 
 /// A configured server, checked once at start.
@@ -373,7 +373,7 @@ impl Inner {
         .await
     }
 
-    fn cached_tools(&self, name: &str) -> Option<Vec<McpToolInfo>> {
+    fn cached_tools(&self, name: &str) -> Option<Vec<McpListedTool>> {
         let cache = self
             .tools_cache
             .lock()
@@ -384,7 +384,7 @@ impl Inner {
             .map(|(_, tools)| tools.clone())
     }
 
-    fn cache_tools(&self, name: &str, tools: &[McpToolInfo]) {
+    fn cache_tools(&self, name: &str, tools: &[McpListedTool]) {
         let mut cache = self
             .tools_cache
             .lock()
@@ -406,7 +406,7 @@ fn client_config(version: ProtocolVersion) -> ClientConfig {
 #[async_trait]
 impl McpConnector for McpClient {
     #[tracing::instrument(name = "mcp.list_tools", skip_all, fields(server = %server.label, configured = server.url.is_none()))]
-    async fn list_tools(&self, server: &McpServer) -> Result<Vec<McpToolInfo>, McpError> {
+    async fn list_tools(&self, server: &McpServer) -> Result<Vec<McpListedTool>, McpError> {
         let inner = &self.inner;
         // Only configured servers are cached here: the engine keeps per-request
         // servers' lists in the conversation.
@@ -420,7 +420,7 @@ impl McpConnector for McpClient {
                 peer.list_all_tools().await.map_err(errors::from_service)
             })
             .await;
-        let tools: Vec<McpToolInfo> = match result {
+        let tools: Vec<McpListedTool> = match result {
             Ok(tools) => tools.into_iter().map(output::tool_info).collect(),
             Err(error) => {
                 // The engine reports the failure; logging it here too would log

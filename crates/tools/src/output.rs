@@ -2,12 +2,12 @@
 //! result as one capped text (text parts joined by newlines, other parts as
 //! compact JSON, structured content when there is no text).
 
-use antwort_engine::mcp::{McpCallResult, McpToolInfo};
+use antwort_engine::mcp::{McpCallResult, McpListedTool};
 use rmcp::model::{CallToolResult, ContentBlock, Tool};
 use serde_json::Value;
 
-pub(crate) fn tool_info(tool: Tool) -> McpToolInfo {
-    McpToolInfo {
+pub(crate) fn tool_info(tool: Tool) -> McpListedTool {
+    McpListedTool {
         name: tool.name.into_owned(),
         description: tool.description.map(|d| d.into_owned()),
         input_schema: Value::Object((*tool.input_schema).clone()),

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use antwort_api::{EventData, Item, MessageContent, Role, StreamEvent};
-use antwort_engine::mcp::{McpCallResult, McpConnector, McpError, McpServer, McpToolInfo};
+use antwort_engine::mcp::{McpCallResult, McpConnector, McpError, McpListedTool, McpServer};
 
 use super::*;
 
@@ -42,14 +42,14 @@ struct FakeMcp {
 
 #[async_trait]
 impl McpConnector for FakeMcp {
-    async fn list_tools(&self, server: &McpServer) -> Result<Vec<McpToolInfo>, McpError> {
+    async fn list_tools(&self, server: &McpServer) -> Result<Vec<McpListedTool>, McpError> {
         self.lists.fetch_add(1, Ordering::SeqCst);
         if server.label == "down" {
             return Err(McpError::Unreachable("connection refused".into()));
         }
         Ok(["add", "echo", "fail", "slow"]
             .iter()
-            .map(|name| McpToolInfo {
+            .map(|name| McpListedTool {
                 name: (*name).into(),
                 description: Some(format!("the {name} tool")),
                 input_schema: serde_json::json!({"type": "object"}),
