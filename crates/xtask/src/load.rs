@@ -119,12 +119,21 @@ pub async fn closed_loop(concurrency: usize, duration: Duration, job: &Job) -> R
     round
 }
 
-/// POSTs a JSON body and reads the whole answer; an error unless it is a 2xx.
-pub async fn post_json(client: &reqwest::Client, url: &str, body: Bytes) -> Result<Bytes> {
-    let response = client
+/// A POST of `body` as JSON to `url`.
+pub fn json_request(
+    client: &reqwest::Client,
+    url: &str,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::RequestBuilder {
+    client
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(body)
+}
+
+/// POSTs a JSON body and reads the whole answer; an error unless it is a 2xx.
+pub async fn post_json(client: &reqwest::Client, url: &str, body: Bytes) -> Result<Bytes> {
+    let response = json_request(client, url, body)
         .timeout(REQUEST_TIMEOUT)
         .send()
         .await?;
@@ -177,12 +186,7 @@ pub async fn stream(
     api: Api,
 ) -> Result<StreamTiming> {
     let sent = Instant::now();
-    let response = client
-        .post(url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .send()
-        .await?;
+    let response = json_request(client, url, body).send().await?;
     let status = response.status();
     if !status.is_success() {
         let bytes = response.bytes().await.unwrap_or_default();

@@ -282,10 +282,7 @@ async fn hold_once(ctx: &Ctx, gateway: &Proc, n: usize) -> Hold {
         streams.spawn(async move {
             let permit = gate.acquire_owned().await;
             let open = async {
-                let response = client
-                    .post(url)
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(body)
+                let response = crate::load::json_request(&client, &url, body)
                     .send()
                     .await?;
                 if !response.status().is_success() {

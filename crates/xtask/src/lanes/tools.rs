@@ -228,14 +228,10 @@ async fn post(
     session: Option<&str>,
     message: &Value,
 ) -> Result<reqwest::Response> {
-    let mut request = client
-        .post(url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header(
-            reqwest::header::ACCEPT,
-            "application/json, text/event-stream",
-        )
-        .body(message.to_string());
+    let mut request = crate::load::json_request(client, url, message.to_string()).header(
+        reqwest::header::ACCEPT,
+        "application/json, text/event-stream",
+    );
     if let Some(session) = session {
         request = request.header("mcp-session-id", session);
     }
