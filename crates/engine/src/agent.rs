@@ -15,7 +15,6 @@ use antwort_api::{
     ApiError, ErrorCode, IncompleteReason, Item, MessageContent, MessageItem, Role, StreamEvent,
 };
 use futures::StreamExt;
-use tracing::Instrument;
 
 use crate::assembler::{Assembler, Conclusion, ServerCall};
 use crate::catalog::{Catalog, DeclaredServer, Routes};
@@ -398,12 +397,8 @@ async fn call_tool(
             }
         }
     };
-    let span =
-        tracing::info_span!("mcp_call", server_label = %call.server_label, tool = %call.tool);
-    let result = mcp
-        .call_tool(server, &call.tool, arguments)
-        .instrument(span)
-        .await;
+    // The connector opens the call's span (`mcp.call_tool` in the tools crate).
+    let result = mcp.call_tool(server, &call.tool, arguments).await;
     if let Err(error) = &result {
         tracing::warn!(server_label = %call.server_label, tool = %call.tool, %error, "MCP call failed");
     }

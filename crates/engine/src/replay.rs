@@ -25,6 +25,19 @@ pub fn mcp_tool_name(server_label: &str, tool: &str) -> String {
 
 /// Converts `items` into what a backend is sent.
 pub fn model_view(items: Vec<Item>) -> Vec<Item> {
+    let has_mcp = items.iter().any(|item| {
+        matches!(
+            item,
+            Item::McpListTools(_)
+                | Item::McpCall(_)
+                | Item::McpApprovalRequest(_)
+                | Item::McpApprovalResponse(_)
+        )
+    });
+    if !has_mcp {
+        // The usual history: nothing to convert, and no copy of it to make.
+        return items;
+    }
     // Approval answers by request id; an mcp_call that ran after an approval
     // carries that request's id.
     let mut answers: HashMap<String, (bool, Option<String>)> = HashMap::new();
