@@ -126,6 +126,31 @@ enum CallKind {
     Approval { server_label: String, tool: String },
 }
 
+impl CallKind {
+    /// The event for a piece of this call's arguments; an approval request shows
+    /// its arguments whole, when it is done.
+    fn argument_delta(
+        &self,
+        item_id: String,
+        output_index: usize,
+        delta: String,
+    ) -> Option<EventData> {
+        match self {
+            Self::Function { .. } => Some(EventData::FunctionCallArgumentsDelta {
+                item_id,
+                output_index,
+                delta,
+            }),
+            Self::Mcp { .. } => Some(EventData::McpCallArgumentsDelta {
+                item_id,
+                output_index,
+                delta,
+            }),
+            Self::Approval { .. } => None,
+        }
+    }
+}
+
 enum OpenPart {
     Text {
         text: String,
@@ -449,36 +474,37 @@ impl Assembler {
         }
         all.push_str(&arguments);
         let (item_id, output_index) = (id.clone(), *output_index);
-        let data = match kind {
-            CallKind::Function { .. } => EventData::FunctionCallArgumentsDelta {
-                item_id,
-                output_index,
-                delta: arguments,
-            },
-            CallKind::Mcp { .. } => EventData::McpCallArgumentsDelta {
-                item_id,
-                output_index,
-                delta: arguments,
-            },
-            // An approval request shows its arguments whole, when it is done.
-            CallKind::Approval { .. } => return,
-        };
-        self.emit(data, out);
+        if let Some(data) = kind.argument_delta(item_id, output_index, arguments) {
+            self.emit(data, out);
+        }
     }
 
-    /// The call at `position` got its name: route it, add its item, and send the
-    /// arguments that arrived before the name.
+    /// The call at `position` got its name: it becomes a routed call in place.
     fn name_call(&mut self, position: usize, name: String, out: &mut Vec<StreamEvent>) {
-        let Some(OpenItem::Unnamed {
+        if !matches!(self.open.get(position), Some(OpenItem::Unnamed { .. })) {
+            return;
+        }
+        let unnamed = self.open.remove(position);
+        let call = self.open_call(unnamed, name, out);
+        self.open.insert(position, call);
+    }
+
+    /// Routes an unnamed call by `name`, adds its item, and sends the arguments
+    /// that arrived before the name as one delta.
+    fn open_call(
+        &mut self,
+        unnamed: OpenItem,
+        name: String,
+        out: &mut Vec<StreamEvent>,
+    ) -> OpenItem {
+        let OpenItem::Unnamed {
             upstream_index,
             upstream_id,
             arguments,
-        }) = self.open.get(position)
+        } = unnamed
         else {
-            return;
+            return unnamed;
         };
-        let (upstream_index, upstream_id, arguments) =
-            (*upstream_index, upstream_id.clone(), arguments.clone());
         let output_index = self.reserve_slot();
         let (id, kind, item) = match self.routes.get(&name).cloned() {
             Some(route) if route.approval => {
@@ -526,9 +552,8 @@ impl Assembler {
                 (id, CallKind::Function { call_id }, item)
             }
         };
-        let is_mcp = matches!(kind, CallKind::Mcp { .. });
         self.emit(EventData::OutputItemAdded { output_index, item }, out);
-        if is_mcp {
+        if matches!(kind, CallKind::Mcp { .. }) {
             self.emit(
                 EventData::McpCallInProgress {
                     item_id: id.clone(),
@@ -537,18 +562,19 @@ impl Assembler {
                 out,
             );
         }
-        if let Some(slot) = self.open.get_mut(position) {
-            *slot = OpenItem::Call {
-                output_index,
-                upstream_index,
-                id,
-                name,
-                arguments: String::new(),
-                kind,
-            };
+        if !arguments.is_empty()
+            && let Some(data) = kind.argument_delta(id.clone(), output_index, arguments.clone())
+        {
+            self.emit(data, out);
         }
-        // Replays what arrived before the name as one delta.
-        self.tool_call(upstream_index, None, None, arguments, out);
+        OpenItem::Call {
+            output_index,
+            upstream_index,
+            id,
+            name,
+            arguments,
+            kind,
+        }
     }
 
     fn unique_call_id(&mut self, upstream: Option<String>) -> String {
@@ -679,23 +705,10 @@ impl Assembler {
                 });
                 (output_index, item)
             }
-            OpenItem::Unnamed {
-                upstream_index,
-                upstream_id,
-                arguments,
-            } => {
+            unnamed @ OpenItem::Unnamed { .. } => {
                 // The backend never named this call: it can only be the client's.
-                self.open.push(OpenItem::Unnamed {
-                    upstream_index,
-                    upstream_id,
-                    arguments,
-                });
-                let position = self.open.len() - 1;
-                self.name_call(position, String::new(), out);
-                let Some(item) = self.open.pop() else {
-                    return;
-                };
-                return self.close(item, status, out);
+                let call = self.open_call(unnamed, String::new(), out);
+                return self.close(call, status, out);
             }
             OpenItem::Call {
                 output_index,

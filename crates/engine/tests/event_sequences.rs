@@ -472,3 +472,26 @@ async fn logprobs_ride_on_deltas_and_done_events() {
     .await;
     insta::assert_snapshot!(events);
 }
+
+#[tokio::test]
+async fn a_call_named_after_its_first_arguments_keeps_them_all() {
+    let delta = |name: Option<&str>, args: &str| {
+        Ok(ModelEvent::ToolCallDelta {
+            index: 0,
+            id: Some("call_a".into()),
+            name: name.map(Into::into),
+            arguments: args.into(),
+        })
+    };
+    let events = run(vec![
+        delta(None, "{\"city\":"),
+        delta(Some("get_weather"), "\"Paris\""),
+        delta(None, "}"),
+        finish(FinishReason::ToolCalls),
+    ])
+    .await;
+    let last: Value = serde_json::from_str(events.lines().last().unwrap()).unwrap();
+    let call = &last["response"]["output"][0];
+    assert_eq!(call["name"], "get_weather");
+    assert_eq!(call["arguments"], "{\"city\":\"Paris\"}");
+}
