@@ -56,7 +56,50 @@ impl Counter {
 
     /// What one item takes in the prompt (see [`count_item`]).
     pub fn item(self, item: &Item) -> u64 {
-        item_with(item, |text| self.text(text))
+        match item {
+            Item::Message(message) => PER_MESSAGE + self.content(&message.content),
+            Item::FunctionCall(call) => {
+                PER_MESSAGE + self.text(&call.name) + self.text(&call.arguments)
+            }
+            Item::FunctionCallOutput(output) => PER_MESSAGE + self.content(&output.output),
+            Item::Compaction(compaction) => PER_MESSAGE + self.text(&compaction.encrypted_content),
+            // MCP items reach a backend as function calls and outputs (see `replay`);
+            // counted here only when a count is asked of raw stored input.
+            Item::McpCall(call) => {
+                PER_MESSAGE
+                    + self.text(&call.name)
+                    + self.text(&call.arguments)
+                    + call.output.as_deref().map_or(0, |t| self.text(t))
+            }
+            Item::McpApprovalRequest(request) => {
+                PER_MESSAGE + self.text(&request.name) + self.text(&request.arguments)
+            }
+            Item::Reasoning(_)
+            | Item::ItemReference(_)
+            | Item::McpListTools(_)
+            | Item::McpApprovalResponse(_) => 0,
+        }
+    }
+
+    fn content(self, content: &MessageContent) -> u64 {
+        match content {
+            MessageContent::Text(text) => self.text(text),
+            MessageContent::Parts(parts) => parts
+                .iter()
+                .map(|part| match part {
+                    ContentPart::InputImage {
+                        detail: ImageDetail::Low,
+                        ..
+                    } => IMAGE_LOW,
+                    ContentPart::InputImage { .. } => IMAGE_HIGH,
+                    ContentPart::Refusal { refusal } => self.text(refusal),
+                    ContentPart::InputFile { file_data, .. } => {
+                        file_data.as_deref().map_or(0, |t| self.text(t))
+                    }
+                    other => other.text().map_or(0, |t| self.text(t)),
+                })
+                .sum(),
+        }
     }
 
     /// Instructions and tool definitions (see [`count_fixed`]).
@@ -91,58 +134,10 @@ impl std::io::Write for ByteCounter {
     }
 }
 
-fn count_content(content: &MessageContent, count_text: &impl Fn(&str) -> u64) -> u64 {
-    match content {
-        MessageContent::Text(text) => count_text(text),
-        MessageContent::Parts(parts) => parts
-            .iter()
-            .map(|part| match part {
-                ContentPart::InputImage {
-                    detail: ImageDetail::Low,
-                    ..
-                } => IMAGE_LOW,
-                ContentPart::InputImage { .. } => IMAGE_HIGH,
-                ContentPart::Refusal { refusal } => count_text(refusal),
-                ContentPart::InputFile { file_data, .. } => {
-                    file_data.as_deref().map_or(0, count_text)
-                }
-                other => other.text().map_or(0, count_text),
-            })
-            .sum(),
-    }
-}
-
 /// The tokens one item takes in the prompt. Reasoning items are not replayed to
 /// chat backends, so they take none.
 pub fn count_item(item: &Item) -> u64 {
     Counter::Tokens.item(item)
-}
-
-fn item_with(item: &Item, count_text: impl Fn(&str) -> u64) -> u64 {
-    let count_text = &count_text;
-    match item {
-        Item::Message(message) => PER_MESSAGE + count_content(&message.content, count_text),
-        Item::FunctionCall(call) => {
-            PER_MESSAGE + count_text(&call.name) + count_text(&call.arguments)
-        }
-        Item::FunctionCallOutput(output) => PER_MESSAGE + count_content(&output.output, count_text),
-        Item::Compaction(compaction) => PER_MESSAGE + count_text(&compaction.encrypted_content),
-        // MCP items reach a backend as function calls and outputs (see `replay`);
-        // counted here only when a count is asked of raw stored input.
-        Item::McpCall(call) => {
-            PER_MESSAGE
-                + count_text(&call.name)
-                + count_text(&call.arguments)
-                + call.output.as_deref().map_or(0, count_text)
-        }
-        Item::McpApprovalRequest(request) => {
-            PER_MESSAGE + count_text(&request.name) + count_text(&request.arguments)
-        }
-        Item::Reasoning(_)
-        | Item::ItemReference(_)
-        | Item::McpListTools(_)
-        | Item::McpApprovalResponse(_) => 0,
-    }
 }
 
 /// What is sent besides the items: instructions and tool definitions.
