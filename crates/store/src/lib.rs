@@ -2,11 +2,15 @@
 //! (the embedded default: one local file, WAL, created on first start) and on
 //! PostgreSQL (a connection pool shared by any number of replicas).
 //!
-//! Both run the same SQL through sqlx's `Any` driver (placeholders are `$N`, which
-//! both accept); what differs by dialect is small and lives beside the query that
-//! needs it. Migrations are versioned files embedded in the binary and run at start.
+//! Both run the same SQL (placeholders are `$N`, which both accept); what differs
+//! by dialect is small and lives beside the query that needs it. Reads and
+//! conversation edits go through sqlx's `Any` driver; finished responses are
+//! saved by one group-committing writer per store (`writer.rs`), which on
+//! SQLite is a thread with its own rusqlite connection. Migrations are
+//! versioned files embedded in the binary and run at start.
 
 mod migrations;
+mod record;
 mod sql;
 mod writer;
 

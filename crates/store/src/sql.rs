@@ -14,16 +14,12 @@ use sqlx::{AnyPool, Row};
 
 use crate::StoreConfig;
 use crate::migrations::migrator;
+use crate::record::{self, INPUT, Statement, Value, to_json};
 use crate::writer::Writer;
 
-const INPUT: i64 = 0;
-const OUTPUT: i64 = 1;
 /// A chain longer than this is cut (the oldest links are dropped); it guards the
 /// recursive query against a cycle written by hand into the database.
 const MAX_CHAIN_DEPTH: i64 = 100_000;
-/// Item rows per INSERT: 6 parameters each, well under SQLite's and PostgreSQL's
-/// limits on bound parameters.
-const ITEMS_PER_INSERT: usize = 100;
 
 /// Numbers in-memory databases, so that two stores in one process never share one.
 static MEMORY_STORES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -47,10 +43,6 @@ pub(crate) fn unavailable(error: sqlx::Error) -> StoreError {
 
 fn corrupt(error: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(error.to_string())
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(corrupt)
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
@@ -104,26 +96,29 @@ impl SqlStore {
 
     pub(crate) async fn connect(config: &StoreConfig) -> Result<Self, StoreError> {
         install_default_drivers();
-        let (url, dialect, max_connections) = match config {
+        // `sqlite_target` is what the SQLite writer's own connection opens.
+        let (url, dialect, max_connections, sqlite_target) = match config {
             // `mode=rwc` creates the file on first start.
-            StoreConfig::Sqlite { path } => {
-                (format!("sqlite://{path}?mode=rwc"), Dialect::Sqlite, 8)
-            }
-            // A named shared-cache memory database, so that every pooled connection
-            // sees the same data; it lives as long as one connection is open.
-            StoreConfig::Memory => (
-                format!(
-                    "sqlite:file:antwort-{}-{}?mode=memory&cache=shared",
-                    std::process::id(),
-                    MEMORY_STORES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                ),
+            StoreConfig::Sqlite { path } => (
+                format!("sqlite://{path}?mode=rwc"),
                 Dialect::Sqlite,
                 8,
+                Some(path.clone()),
             ),
+            // A named shared-cache memory database, so that every connection sees
+            // the same data; it lives as long as one connection is open.
+            StoreConfig::Memory => {
+                let uri = format!(
+                    "file:antwort-{}-{}?mode=memory&cache=shared",
+                    std::process::id(),
+                    MEMORY_STORES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                );
+                (format!("sqlite:{uri}"), Dialect::Sqlite, 8, Some(uri))
+            }
             StoreConfig::Postgres {
                 url,
                 max_connections,
-            } => (url.clone(), Dialect::Postgres, *max_connections),
+            } => (url.clone(), Dialect::Postgres, *max_connections, None),
         };
         let mut options = AnyPoolOptions::new().max_connections(max_connections);
         if dialect == Dialect::Sqlite {
@@ -154,7 +149,13 @@ impl SqlStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Unavailable(format!("migrations failed: {e}")))?;
-        let writer = Writer::spawn(pool.clone());
+        // After the migrations: the writer's statements need the tables.
+        let writer = match &sqlite_target {
+            Some(target) => {
+                Writer::spawn_sqlite(target, matches!(config, StoreConfig::Sqlite { .. }))?
+            }
+            None => Writer::spawn_pool(pool.clone()),
+        };
         Ok(Self {
             pool,
             dialect,
@@ -187,10 +188,6 @@ fn decode_all<T: serde::de::DeserializeOwned>(
     rows.iter()
         .map(|row| from_json(&row.get::<String, _>(column)))
         .collect()
-}
-
-fn item_id(item: &Item) -> String {
-    item.id().unwrap_or_default().to_owned()
 }
 
 /// Where a page starts and which way it runs, from `after`/`before` and `order`.
@@ -237,120 +234,21 @@ fn page<T>(mut rows: Vec<T>, limit: u32, reverse: bool) -> Page<T> {
 
 type Transaction<'a> = sqlx::Transaction<'a, sqlx::Any>;
 
-const INSERT_RESPONSE: &str = "INSERT INTO responses \
-    (id, tenant, owner, created_at, model, status, previous_response_id, metadata, body) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-/// The same, doing nothing when the id is taken (both databases have the syntax).
-const INSERT_NEW_RESPONSE: &str = "INSERT INTO responses \
-    (id, tenant, owner, created_at, model, status, previous_response_id, metadata, body) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING";
-
-/// Inserts or replaces a response row and its items.
-async fn write_response(
+/// Runs `statements` in order inside `tx`.
+pub(crate) async fn execute(
     tx: &mut Transaction<'_>,
-    scope: &Scope,
-    record: &StoredResponse,
+    statements: &[Statement],
 ) -> Result<(), StoreError> {
-    let response = &record.response;
-    let metadata = to_json(&response.metadata)?;
-    let body = to_json(response)?;
-    let insert = |sql: &'static str| {
-        sqlx::query(sql)
-            .bind(&response.id)
-            .bind(&scope.tenant)
-            .bind(&scope.owner)
-            .bind(response.created_at as i64)
-            .bind(&response.model)
-            .bind(response.status.as_str())
-            .bind(response.previous_response_id.clone())
-            .bind(metadata.clone())
-            .bind(body.clone())
-    };
-    // A new response (the usual case) is one insert; saving one again replaces
-    // its row and its items.
-    let inserted = insert(INSERT_NEW_RESPONSE)
-        .execute(&mut **tx)
-        .await
-        .map_err(unavailable)?
-        .rows_affected();
-    if inserted == 0 {
-        sqlx::query("DELETE FROM response_items WHERE response_id = $1")
-            .bind(&response.id)
-            .execute(&mut **tx)
-            .await
-            .map_err(unavailable)?;
-        sqlx::query("DELETE FROM responses WHERE id = $1")
-            .bind(&response.id)
-            .execute(&mut **tx)
-            .await
-            .map_err(unavailable)?;
-        insert(INSERT_RESPONSE)
-            .execute(&mut **tx)
-            .await
-            .map_err(unavailable)?;
-    }
-    let items: Vec<(i64, usize, &Item)> = record
-        .input
-        .iter()
-        .enumerate()
-        .map(|(position, item)| (INPUT, position, item))
-        .chain(
-            response
-                .output
-                .iter()
-                .enumerate()
-                .map(|(position, item)| (OUTPUT, position, item)),
-        )
-        .collect();
-    // Many rows to a statement: one round trip instead of one per item.
-    for chunk in items.chunks(ITEMS_PER_INSERT) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|row| {
-                let n = row * 6;
-                format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${})",
-                    n + 1,
-                    n + 2,
-                    n + 3,
-                    n + 4,
-                    n + 5,
-                    n + 6
-                )
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO response_items (response_id, kind, position, item_id, tenant, body) VALUES {}",
-            rows.join(", ")
-        );
-        let mut statement = sqlx::query(&sql);
-        for (kind, position, item) in chunk {
-            statement = statement
-                .bind(&response.id)
-                .bind(*kind)
-                .bind(*position as i64)
-                .bind(item_id(item))
-                .bind(&scope.tenant)
-                .bind(to_json(*item)?);
+    for statement in statements {
+        let mut query = sqlx::query(&statement.sql);
+        for value in &statement.binds {
+            query = match value {
+                Value::Text(text) => query.bind(text.as_str()),
+                Value::Int(number) => query.bind(*number),
+                Value::Null => query.bind(None::<String>),
+            };
         }
-        statement.execute(&mut **tx).await.map_err(unavailable)?;
-    }
-    Ok(())
-}
-
-/// Writes one finished response (when it is stored) and adds its input and
-/// output to its conversation (when it has one), inside `tx`.
-pub(crate) async fn write_record(
-    tx: &mut Transaction<'_>,
-    scope: &Scope,
-    record: &StoredResponse,
-) -> Result<(), StoreError> {
-    let response = &record.response;
-    if response.store {
-        write_response(tx, scope, record).await?;
-    }
-    if let Some(conversation) = &record.conversation_id {
-        let items: Vec<&Item> = record.input.iter().chain(response.output.iter()).collect();
-        append_items(tx, scope, conversation, &items).await?;
+        query.execute(&mut **tx).await.map_err(unavailable)?;
     }
     Ok(())
 }
@@ -360,7 +258,7 @@ async fn append_items(
     tx: &mut Transaction<'_>,
     scope: &Scope,
     conversation: &str,
-    items: &[&Item],
+    items: &[Item],
 ) -> Result<bool, StoreError> {
     let exists = sqlx::query("SELECT 1 FROM conversations WHERE id = $1 AND tenant = $2")
         .bind(conversation)
@@ -371,16 +269,8 @@ async fn append_items(
     if exists.is_none() {
         return Ok(false);
     }
-    for item in items {
-        sqlx::query("INSERT INTO conversation_items (conversation_id, item_id, tenant, body) VALUES ($1, $2, $3, $4)")
-            .bind(conversation)
-            .bind(item_id(item))
-            .bind(&scope.tenant)
-            .bind(to_json(*item)?)
-            .execute(&mut **tx)
-            .await
-            .map_err(unavailable)?;
-    }
+    let statements = record::conversation_items(scope, conversation, items.iter())?;
+    execute(tx, &statements).await?;
     Ok(true)
 }
 
@@ -573,8 +463,7 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(unavailable)?;
-        let items: Vec<&Item> = items.iter().collect();
-        append_items(&mut tx, scope, &conversation.id, &items).await?;
+        append_items(&mut tx, scope, &conversation.id, items).await?;
         tx.commit().await.map_err(unavailable)
     }
 
@@ -628,8 +517,7 @@ impl Store for SqlStore {
         items: &[Item],
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        let items: Vec<&Item> = items.iter().collect();
-        let added = append_items(&mut tx, scope, id, &items).await?;
+        let added = append_items(&mut tx, scope, id, items).await?;
         tx.commit().await.map_err(unavailable)?;
         Ok(added)
     }

@@ -20,10 +20,24 @@ use antwort_engine::store::{ListQuery, Order, Scope, Store, StoredResponse};
 use antwort_store::{SqlStore, StoreConfig};
 
 async fn stores() -> Vec<(&'static str, SqlStore)> {
-    let mut stores = vec![(
-        "sqlite",
-        SqlStore::open(&StoreConfig::Memory).await.unwrap(),
-    )];
+    // A file as well as memory: the writer opens a file store by its path and a
+    // memory store by its shared-cache URI.
+    let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("store-suite-{}.db", uuid::Uuid::now_v7()));
+    let mut stores = vec![
+        (
+            "sqlite",
+            SqlStore::open(&StoreConfig::Memory).await.unwrap(),
+        ),
+        (
+            "sqlite-file",
+            SqlStore::open(&StoreConfig::Sqlite {
+                path: file.to_string_lossy().into_owned(),
+            })
+            .await
+            .unwrap(),
+        ),
+    ];
     if std::env::var("ANTWORT_TEST_POSTGRES").as_deref() == Ok("skip") {
         eprintln!("!!! PostgreSQL store tests SKIPPED (ANTWORT_TEST_POSTGRES=skip) !!!");
         return stores;
@@ -676,4 +690,39 @@ async fn conversations_keep_items_in_order_and_join_responses() {
             "{name}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_file_store_keeps_everything_across_a_restart() {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("store-restart-{}.db", uuid::Uuid::now_v7()))
+        .to_string_lossy()
+        .into_owned();
+    let config = StoreConfig::Sqlite { path };
+    let scope = Scope::default();
+    let ids: Vec<String> = (0..300).map(|n| format!("resp_{n:03}")).collect();
+    {
+        let store = SqlStore::open(&config).await.unwrap();
+        // Concurrent saves, so that the writer commits batches and its WAL is
+        // checkpointed while it writes.
+        let saves = ids.iter().enumerate().map(|(n, id)| {
+            let previous = n.checked_sub(1).map(|p| ids[p].clone());
+            let (store, scope) = (&store, &scope);
+            async move { turn(store, scope, id, previous.as_deref()).await }
+        });
+        futures::future::join_all(saves).await;
+    }
+    let reopened = SqlStore::open(&config).await.unwrap();
+    for id in &ids {
+        assert!(
+            reopened.get_response(&scope, id).await.unwrap().is_some(),
+            "{id} lost"
+        );
+    }
+    let chain = reopened
+        .load_chain(&scope, ids.last().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(chain.len(), 2 * ids.len());
 }
