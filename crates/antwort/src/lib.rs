@@ -178,10 +178,13 @@ pub async fn serve(
             tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
         }
     });
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = stop_tx.send(());
-    });
+    // The router is finished once here; served as it is, axum would finish a
+    // copy of it (rebuilding its route table) for every connection.
+    let server =
+        axum::serve(listener, router.into_make_service()).with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop_tx.send(());
+        });
     let mut server = std::pin::pin!(server.into_future());
     // The server can finish in the same instant the signal arrives (nothing was
     // open): whichever comes first, detached work is drained before returning.

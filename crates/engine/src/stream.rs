@@ -40,15 +40,17 @@ impl Persist {
     }
 }
 
-/// Where the loop puts its events.
-pub(crate) struct EventSink(mpsc::UnboundedSender<StreamEvent>);
+/// Where the loop puts its events. They travel boxed: a channel allocates its
+/// slots in blocks, and a block of pointers is a fraction of a block of events
+/// (216 bytes each), which every open stream would hold.
+pub(crate) struct EventSink(mpsc::UnboundedSender<Box<StreamEvent>>);
 
 impl EventSink {
     /// Sends and clears `events`. A closed receiver only means nobody watches
     /// any more: detached work goes on regardless.
     pub(crate) fn send(&self, events: &mut Vec<StreamEvent>) {
         for event in events.drain(..) {
-            let _ = self.0.send(event);
+            let _ = self.0.send(Box::new(event));
         }
     }
 }
@@ -56,7 +58,8 @@ impl EventSink {
 pub struct ResponseStream {
     /// The loop, until it has finished.
     driver: Option<BoxFuture<'static, ()>>,
-    events: mpsc::UnboundedReceiver<StreamEvent>,
+    /// None once detached.
+    events: Option<mpsc::UnboundedReceiver<Box<StreamEvent>>>,
     response_id: String,
 }
 
@@ -69,7 +72,7 @@ impl ResponseStream {
         let (sender, events) = mpsc::unbounded_channel();
         Self {
             driver: Some(run(EventSink(sender)).boxed()),
-            events,
+            events: Some(events),
             response_id,
         }
     }
@@ -81,10 +84,8 @@ impl ResponseStream {
         if let Some(driver) = self.driver.take() {
             tasks.spawn(driver);
         }
-        // The stream is dropped right after; it keeps a closed receiver.
-        let (_, closed) = mpsc::unbounded_channel();
         DetachedStream {
-            receiver: std::mem::replace(&mut self.events, closed),
+            receiver: self.events.take(),
         }
     }
 }
@@ -105,9 +106,12 @@ impl Stream for ResponseStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<StreamEvent>> {
         let this = &mut *self;
+        let Some(events) = this.events.as_mut() else {
+            return Poll::Ready(None);
+        };
         loop {
-            if let Ok(event) = this.events.try_recv() {
-                return Poll::Ready(Some(event));
+            if let Ok(event) = events.try_recv() {
+                return Poll::Ready(Some(*event));
             }
             let Some(driver) = this.driver.as_mut() else {
                 return Poll::Ready(None);
@@ -116,8 +120,8 @@ impl Stream for ResponseStream {
                 // Whatever it emitted before finishing is still queued.
                 Poll::Ready(()) => this.driver = None,
                 Poll::Pending => {
-                    return match this.events.try_recv() {
-                        Ok(event) => Poll::Ready(Some(event)),
+                    return match events.try_recv() {
+                        Ok(event) => Poll::Ready(Some(*event)),
                         Err(_) => Poll::Pending,
                     };
                 }
@@ -128,14 +132,19 @@ impl Stream for ResponseStream {
 
 /// The events of a detached response stream.
 pub struct DetachedStream {
-    receiver: mpsc::UnboundedReceiver<StreamEvent>,
+    receiver: Option<mpsc::UnboundedReceiver<Box<StreamEvent>>>,
 }
 
 impl Stream for DetachedStream {
     type Item = StreamEvent;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<StreamEvent>> {
-        self.receiver.poll_recv(cx)
+        match self.receiver.as_mut() {
+            Some(receiver) => receiver
+                .poll_recv(cx)
+                .map(|event| event.map(|event| *event)),
+            None => Poll::Ready(None),
+        }
     }
 }
 
