@@ -335,23 +335,50 @@ fn history_check(history: &History) -> Check {
             .find(|d| d.depth == depth)
             .and_then(|d| d.compare.added_p50_ms)
     };
-    match (added(1), added(1000)) {
-        (Some(one), Some(thousand)) if one > 0.0 => check(
-            "history",
-            &target,
-            format!(
-                "added p50 {:.3} ms at depth 1000 vs {:.3} ms at depth 1 ({:.1}x); queries not counted",
-                thousand,
-                one,
-                thousand / one
-            ),
-            met(thousand <= HISTORY_RATIO * one),
+    let counts: Option<Vec<usize>> = history.depths.iter().map(|d| d.queries).collect();
+    let (queries, constant) = match counts.as_deref() {
+        Some([first, rest @ ..]) if rest.iter().all(|n| n == first) => (
+            format!("{first} queries per request at every depth"),
+            Some(true),
         ),
+        Some(counts) if !counts.is_empty() => (
+            format!(
+                "queries per request by depth: {}",
+                counts
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Some(false),
+        ),
+        _ => ("queries not counted".to_owned(), None),
+    };
+    match (added(1), added(1000)) {
+        (Some(one), Some(thousand)) if one > 0.0 => {
+            let latency_met = thousand <= HISTORY_RATIO * one;
+            let verdict = match constant {
+                None if latency_met => Verdict::NotMeasured,
+                None => Verdict::NotMet,
+                Some(constant) => met(latency_met && constant),
+            };
+            check(
+                "history",
+                &target,
+                format!(
+                    "added p50 {:.3} ms at depth 1000 vs {:.3} ms at depth 1 ({:.1}x); {queries}",
+                    thousand,
+                    one,
+                    thousand / one
+                ),
+                verdict,
+            )
+        }
         (Some(one), Some(thousand)) => check(
             "history",
             &target,
             format!(
-                "added p50 {thousand:.3} ms at depth 1000, {one:.3} ms at depth 1: no positive baseline"
+                "added p50 {thousand:.3} ms at depth 1000, {one:.3} ms at depth 1: no positive baseline; {queries}"
             ),
             Verdict::NotMeasured,
         ),
@@ -359,7 +386,7 @@ fn history_check(history: &History) -> Check {
             "history",
             &target,
             format!(
-                "depth 1000 not run (chain of {} turns)",
+                "depth 1000 not run (chain of {} turns); {queries}",
                 history.chain_length
             ),
             Verdict::NotMeasured,
@@ -721,7 +748,7 @@ fn streaming_section(md: &mut String, s: &Streaming) {
 fn history_section(md: &mut String, h: &History) {
     let _ = write!(
         md,
-        "\n## 4. History\n\nA chain of {} stored turns (SQLite) was built in {:.1} s; then `store: false` requests continue it from each depth, one at a time. Direct: the same replayed messages sent to the mock.\n\n| depth | direct p50 | direct p99 | gateway p50 | gateway p99 | added p50 | added p99 | added p50 / depth 1 |\n|---|---|---|---|---|---|---|---|\n",
+        "\n## 4. History\n\nA chain of {} stored turns (SQLite) was built in {:.1} s; then `store: false` requests continue it from each depth, one at a time. Direct: the same replayed messages sent to the mock. *Queries*: the SQL statements one gateway request ran at that depth, counted from the log of a second gateway on the same file that logs every statement.\n\n| depth | direct p50 | direct p99 | gateway p50 | gateway p99 | added p50 | added p99 | added p50 / depth 1 | queries |\n|---|---|---|---|---|---|---|---|---|\n",
         thousands(h.chain_length as f64),
         h.build_seconds
     );
@@ -739,7 +766,7 @@ fn history_section(md: &mut String, h: &History) {
         };
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | **{}** | **{}** | {ratio} |",
+            "| {} | {} | {} | {} | {} | **{}** | **{}** | {ratio} | {} |",
             thousands(d.depth as f64),
             opt(c.direct.latency.map(|l| l.p50_ms), 3),
             opt(c.direct.latency.map(|l| l.p99_ms), 3),
@@ -747,6 +774,7 @@ fn history_section(md: &mut String, h: &History) {
             opt(c.gateway.latency.map(|l| l.p99_ms), 3),
             opt_signed(c.added_p50_ms),
             opt_signed(c.added_p99_ms),
+            d.queries.map_or("-".to_owned(), |n| n.to_string()),
         );
     }
     for d in &h.depths {
@@ -1009,6 +1037,7 @@ mod tests {
                         side("mock", 0.1, 0.2),
                         side("gateway", 0.3, 0.5),
                     ),
+                    queries: Some(2),
                 }],
             }),
             tools: None,
@@ -1123,22 +1152,35 @@ mod tests {
 
     #[test]
     fn history_compares_depth_1000_with_depth_1() {
-        let depth = |d: usize, added: f64| Depth {
+        let depth = |d: usize, added: f64, queries: Option<usize>| Depth {
             depth: d,
             compare: Compare::new(
                 format!("depth {d}"),
                 side("mock", 1.0, 2.0),
                 side("gateway", 1.0 + added, 2.0 + added),
             ),
+            queries,
         };
         let mut h = History {
             chain_length: 1000,
             build_seconds: 10.0,
-            depths: vec![depth(1, 0.2), depth(1000, 0.35)],
+            depths: vec![depth(1, 0.2, Some(2)), depth(1000, 0.35, Some(2))],
         };
         assert_eq!(history_check(&h).verdict, Verdict::Met);
-        h.depths[1] = depth(1000, 0.5);
+        assert!(
+            history_check(&h)
+                .measured
+                .contains("2 queries per request at every depth")
+        );
+        h.depths[1] = depth(1000, 0.5, Some(2));
         assert_eq!(history_check(&h).verdict, Verdict::NotMet);
+        // Flat latency is not enough when the queries grow with the depth.
+        h.depths[1] = depth(1000, 0.35, Some(1001));
+        assert_eq!(history_check(&h).verdict, Verdict::NotMet);
+        assert!(history_check(&h).measured.contains("by depth: 2, 1001"));
+        // Uncounted queries leave a flat latency unconfirmed.
+        h.depths[1] = depth(1000, 0.35, None);
+        assert_eq!(history_check(&h).verdict, Verdict::NotMeasured);
     }
 
     #[test]

@@ -2,8 +2,11 @@
 //! chain of stored responses (SQLite, the default store) is built turn by turn;
 //! then a `store: false` request continues it from depth 1, 10, 100 and 1,000,
 //! against a direct request carrying the same replayed messages (the mock's own
-//! cost grows with them too, so only the difference is the gateway's).
+//! cost grows with them too, so only the difference is the gateway's). Then a
+//! second gateway on the same file, logging every SQL statement it runs, serves
+//! one request per depth, and the statements are counted from its log.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -13,6 +16,7 @@ use serde_json::{Value, json};
 use super::overhead::json_job;
 use super::{Compare, Ctx, SideAcc, Storage, bytes_of, measure};
 use crate::load::{self, closed_loop};
+use crate::procs::Proc;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct History {
@@ -27,7 +31,13 @@ pub struct History {
 pub struct Depth {
     pub depth: usize,
     pub compare: Compare,
+    /// SQL statements the gateway ran for one request at this depth; None when
+    /// they could not be counted.
+    pub queries: Option<usize>,
 }
+
+/// Every statement sqlx runs is logged at debug under this target.
+const QUERY_LOG_TARGET: &str = "sqlx::query";
 
 fn turn_text(turn: usize) -> String {
     format!("Turn {turn} of the history lane [[reply:ok]]")
@@ -50,8 +60,14 @@ pub fn replayed_chat_body(depth: usize) -> Value {
 pub async fn run(ctx: &Ctx) -> Result<History> {
     let plan = &ctx.plan;
     let mock = ctx.start_mock("history", 0).await?;
+    let database = ctx.work.join("history.db");
     let gateway = ctx
-        .start_gateway("history", &mock, Storage::Sqlite, false)
+        .start_gateway(
+            "history",
+            &mock,
+            Storage::SqliteFile(database.clone()),
+            false,
+        )
         .await?;
     let depths = plan.history_depths.clone();
     let longest = depths.iter().copied().max().unwrap_or(1);
@@ -81,22 +97,13 @@ pub async fn run(ctx: &Ctx) -> Result<History> {
     let build_seconds = started.elapsed().as_secs_f64();
 
     let mut results = Vec::new();
-    for (depth, id) in ids {
+    for (depth, id) in ids.iter().cloned() {
         let direct_job = json_job(
             ctx,
             format!("{}/v1/chat/completions", mock.url),
             bytes_of(&replayed_chat_body(depth)),
         );
-        let gateway_job = json_job(
-            ctx,
-            url.clone(),
-            bytes_of(&json!({
-                "model": "mock-model",
-                "input": NEXT,
-                "previous_response_id": id,
-                "store": false,
-            })),
-        );
+        let gateway_job = json_job(ctx, url.clone(), bytes_of(&continue_body(&id)));
         closed_loop(1, plan.warmup / 2, &direct_job).await;
         closed_loop(1, plan.warmup / 2, &gateway_job).await;
         let (mut direct, mut through) = (SideAcc::default(), SideAcc::default());
@@ -111,13 +118,74 @@ pub async fn run(ctx: &Ctx) -> Result<History> {
                 direct.finish(&mock, ctx.clock_ticks),
                 through.finish(&gateway, ctx.clock_ticks),
             ),
+            queries: None,
         });
+    }
+    drop(gateway);
+    if let Err(error) = count_queries(ctx, &mock, database, &ids, &mut results).await {
+        eprintln!("  history: the queries could not be counted: {error:#}");
     }
     Ok(History {
         chain_length: longest,
         build_seconds,
         depths: results,
     })
+}
+
+/// A `store: false` request continuing the chain from response `id`.
+fn continue_body(id: &str) -> Value {
+    json!({
+        "model": "mock-model",
+        "input": NEXT,
+        "previous_response_id": id,
+        "store": false,
+    })
+}
+
+/// Serves the chain again from a gateway that logs its SQL statements, and
+/// records in `results` how many one request runs at each depth.
+async fn count_queries(
+    ctx: &Ctx,
+    mock: &Proc,
+    database: PathBuf,
+    ids: &[(usize, String)],
+    results: &mut [Depth],
+) -> Result<()> {
+    let level = format!("warn,{QUERY_LOG_TARGET}=debug");
+    let gateway = ctx
+        .start_gateway_logging(
+            "history-queries",
+            mock,
+            Storage::SqliteFile(database),
+            false,
+            &level,
+        )
+        .await?;
+    let url = format!("{}/v1/responses", gateway.url);
+    let statements = || -> Result<usize> {
+        let log = std::fs::read_to_string(&gateway.log)
+            .with_context(|| format!("reading {}", gateway.log.display()))?;
+        Ok(log
+            .lines()
+            .filter(|line| line.contains(QUERY_LOG_TARGET))
+            .count())
+    };
+    // A first request, not counted: what a fresh process does once (opening a
+    // connection and setting it up) is not the cost of a depth.
+    if let Some((_, id)) = ids.first() {
+        load::post_json(&ctx.client, &url, bytes_of(&continue_body(id))).await?;
+    }
+    for ((depth, id), result) in ids.iter().zip(results.iter_mut()) {
+        let before = statements()?;
+        load::post_json(&ctx.client, &url, bytes_of(&continue_body(id)))
+            .await
+            .with_context(|| format!("counting the queries at depth {depth}"))?;
+        // Log lines are written before the answer is sent; the short wait is for
+        // the file system only.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        result.queries = Some(statements()? - before);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -150,6 +150,8 @@ pub enum Storage {
     Memory,
     /// A fresh SQLite file in the work directory.
     Sqlite,
+    /// This SQLite file (to serve again what an earlier gateway stored).
+    SqliteFile(PathBuf),
     /// A PostgreSQL URL (the throughput lane gives it a fresh schema).
     Postgres(String),
 }
@@ -193,14 +195,35 @@ impl Ctx {
         storage: Storage,
         mcp_loopback: bool,
     ) -> Result<Proc> {
+        self.start_gateway_logging(label, mock, storage, mcp_loopback, "warn")
+            .await
+    }
+
+    /// [`Ctx::start_gateway`] logging at `log_level` (an `ANTWORT_LOG_LEVEL`).
+    pub async fn start_gateway_logging(
+        &self,
+        label: &str,
+        mock: &Proc,
+        storage: Storage,
+        mcp_loopback: bool,
+        log_level: &str,
+    ) -> Result<Proc> {
         let port = procs::free_port()?;
         let name = self.next_name("gateway", label);
-        let mut env: Vec<(String, String)> = vec![("ANTWORT_LOG_LEVEL".into(), "warn".into())];
+        let mut env: Vec<(String, String)> =
+            vec![("ANTWORT_LOG_LEVEL".into(), log_level.to_owned())];
         match storage {
             Storage::Memory => env.push(("ANTWORT_STORAGE".into(), "memory".into())),
             Storage::Sqlite => {
                 env.push(("ANTWORT_STORAGE".into(), "sqlite".into()));
                 let path = self.work.join(format!("{name}.db"));
+                env.push((
+                    "ANTWORT_STORAGE_DSN".into(),
+                    path.to_string_lossy().into_owned(),
+                ));
+            }
+            Storage::SqliteFile(path) => {
+                env.push(("ANTWORT_STORAGE".into(), "sqlite".into()));
                 env.push((
                     "ANTWORT_STORAGE_DSN".into(),
                     path.to_string_lossy().into_owned(),
