@@ -48,9 +48,8 @@ pub async fn open_store(config: &Config) -> anyhow::Result<SqlStore> {
     })
 }
 
-/// Builds the application (router, and the engine behind it) from a validated
-/// configuration.
-pub async fn build_app(config: &Config) -> anyhow::Result<(axum::Router, Engine)> {
+/// Builds the engine (backend, store, MCP client) from a validated configuration.
+pub async fn build_engine(config: &Config) -> anyhow::Result<Engine> {
     let backend_url = config
         .engine
         .backend_url
@@ -86,14 +85,7 @@ pub async fn build_app(config: &Config) -> anyhow::Result<(axum::Router, Engine)
         },
     )
     .with_mcp(Arc::new(mcp));
-    let router = antwort_server::router(
-        engine.clone(),
-        ServerConfig {
-            max_body_bytes: config.server.max_body_bytes,
-            keepalive_interval: config.server.keepalive_interval,
-        },
-    );
-    Ok((router, engine))
+    Ok(engine)
 }
 
 /// The MCP client's settings from `mcp`, with secrets read from their files.
@@ -166,7 +158,14 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (router, engine) = build_app(config).await?;
+    let engine = build_engine(config).await?;
+    let app = antwort_server::app(
+        engine.clone(),
+        ServerConfig {
+            max_body_bytes: config.server.max_body_bytes,
+            keepalive_interval: config.server.keepalive_interval,
+        },
+    );
     let drain = config.server.shutdown_timeout;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     // Every answer and every streamed event is written as soon as it is ready:
@@ -178,13 +177,13 @@ pub async fn serve(
             tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
         }
     });
-    // The router is finished once here; served as it is, axum would finish a
+    // Made into a service once: served as a bare `Router`, axum would finish a
     // copy of it (rebuilding its route table) for every connection.
-    let server =
-        axum::serve(listener, router.into_make_service()).with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stop_tx.send(());
-        });
+    let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(app);
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stop_tx.send(());
+    });
     let mut server = std::pin::pin!(server.into_future());
     // The server can finish in the same instant the signal arrives (nothing was
     // open): whichever comes first, detached work is drained before returning.

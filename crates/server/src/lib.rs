@@ -8,14 +8,18 @@ mod error;
 pub mod routes;
 mod sse;
 
+use std::convert::Infallible;
 use std::time::Duration;
 
 use antwort_api::{ApiError, ErrorCode};
 use antwort_engine::Engine;
 use axum::Router;
+use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
+use axum::response::Response;
 use axum::routing::{get, post};
+use tower::{Service, ServiceBuilder};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -39,8 +43,39 @@ pub struct AppState {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The whole application: every route, with request ids and tracing.
-pub fn router(engine: Engine, config: ServerConfig) -> Router {
+/// The whole application: every route, wrapped in request ids and tracing.
+///
+/// The middleware wraps the router as a whole rather than each route
+/// (`Router::layer`): a route's service is cloned for every request it
+/// serves, and with the middleware inside it that clone copied the whole stack
+/// of boxed layers each time.
+pub fn app(
+    engine: Engine,
+    config: ServerConfig,
+) -> impl Service<Request<Body>, Response = Response, Error = Infallible, Future: Send + 'static>
++ Clone
++ Send
++ Sync
++ 'static {
+    let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+        let request_id = request
+            .headers()
+            .get(REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id)
+    });
+    ServiceBuilder::new()
+        // The trace layer wraps the body; axum serves its own body type.
+        .map_response(|response: axum::http::Response<_>| response.map(Body::new))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(trace)
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .service(router(engine, config))
+}
+
+/// Every route.
+fn router(engine: Engine, config: ServerConfig) -> Router {
     let state = AppState { engine, config };
     Router::new()
         .route(
@@ -51,8 +86,14 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
             "/v1/responses/{id}",
             get(routes::stored::get).delete(routes::stored::delete),
         )
-        .route("/v1/responses/{id}/input_items", get(routes::stored::input_items))
-        .route("/v1/responses/input_tokens", post(routes::responses::input_tokens))
+        .route(
+            "/v1/responses/{id}/input_items",
+            get(routes::stored::input_items),
+        )
+        .route(
+            "/v1/responses/input_tokens",
+            post(routes::responses::input_tokens),
+        )
         .route("/v1/responses/compact", post(routes::responses::compact))
         .route("/v1/conversations", post(routes::conversations::create))
         .route(
@@ -76,16 +117,6 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         // Handlers read bodies through `body::read_body`, whose 413 has the OpenAI shape.
         .layer(DefaultBodyLimit::disable())
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-            let request_id = request
-                .headers()
-                .get(REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id)
-        }))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
 }
 
