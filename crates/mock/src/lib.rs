@@ -365,12 +365,14 @@ fn stream_completion(
                 drop(guard);
                 return None;
             }
-            let wait = if index == 0 {
-                ttft
-            } else if index + 1 < total {
-                delay
-            } else {
-                Duration::ZERO
+            // Chunk 0 opens the message (its role); chunk 1 is the first token,
+            // sent with it, so that `ttft` is the time to the first token and not
+            // that plus one `delay`. The delay then separates the tokens.
+            let wait = match index {
+                0 => ttft,
+                1 => Duration::ZERO,
+                _ if index + 1 < total => delay,
+                _ => Duration::ZERO,
             };
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;

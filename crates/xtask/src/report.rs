@@ -677,7 +677,7 @@ fn throughput_section(md: &mut String, variants: &[Variant], chart: &str, step: 
 fn streaming_section(md: &mut String, s: &Streaming) {
     let _ = write!(
         md,
-        "\n## 3. Streaming\n\nThe mock streams {} deltas {} ms apart; {} streams at a time; {} direct and {} gateway streams measured ({} and {} failed). Time to first token runs from sending the request to the first text delta (a content chunk direct, `response.output_text.delta` through the gateway); the gap is the time between consecutive deltas.\n\n| measure | direct p50 | direct p99 | gateway p50 | gateway p99 | added p50 | added p99 |\n|---|---|---|---|---|---|---|\n",
+        "\n## 3. Streaming\n\nThe mock streams {} deltas {} ms apart; {} streams at a time; {} direct and {} gateway streams measured ({} and {} failed). Time to first token runs from sending the request to the first text delta (a content chunk direct, `response.output_text.delta` through the gateway), which the mock sends at once, so that no timer of the mock's is in it; the gap is the time between consecutive deltas.\n\n| measure | direct p50 | direct p99 | gateway p50 | gateway p99 | added p50 | added p99 |\n|---|---|---|---|---|---|---|\n",
         s.deltas,
         s.token_delay_ms,
         s.concurrency,

@@ -247,7 +247,7 @@ async fn a_backend_that_stalls_mid_stream_fails_the_response() {
         config.engine.backend_timeout = std::time::Duration::from_millis(300);
     })
     .await;
-    // The first chunk comes at once; the next ones only after 3 s, past the timeout.
+    // The first token comes at once; the next ones only after 3 s, past the timeout.
     let sse = gateway
         .stream(json!({"input": "[[delay_ms:3000]] slow answer"}))
         .await;

@@ -1,6 +1,7 @@
-//! Lane 3, streaming. First, a mock that streams 64 deltas 20 ms apart: time to
-//! first token (request sent to first text delta: a content chunk direct, a
-//! `response.output_text.delta` through the gateway) and the gaps between deltas,
+//! Lane 3, streaming. First, a mock that streams 64 deltas 20 ms apart, the first
+//! at once: time to first token (request sent to first text delta: a content
+//! chunk direct, a `response.output_text.delta` through the gateway, with no timer
+//! of the mock's in it) and the gaps between deltas,
 //! direct against gateway, at a fixed number of concurrent streams. Then many
 //! streams held open at once (1,000, 5,000, 10,000 in a full run), reading the
 //! gateway's resident memory: what one open stream costs.
