@@ -302,9 +302,12 @@ async fn the_deny_list_wins_over_the_allow_list() {
 
 #[tokio::test]
 async fn a_closed_port_is_unreachable_not_a_timeout() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
+    // Bound but never listening: the port stays this test's (a released one can
+    // be taken by a server of a test running beside it), and connecting to it is
+    // refused.
+    let closed = tokio::net::TcpSocket::new_v4().unwrap();
+    closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = closed.local_addr().unwrap().port();
     // With the default 30 s list timeout, anything but Unreachable here would
     // mean the client waited instead of failing at once.
     let mcp = client(loopback_settings());

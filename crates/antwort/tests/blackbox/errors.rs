@@ -186,12 +186,12 @@ async fn backend_failures_before_the_first_byte_are_http_errors() {
 
 #[tokio::test]
 async fn an_unreachable_backend_is_a_503_that_says_so() {
-    // Bind and drop a listener to get a loopback port nobody listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A loopback port bound but never listening: nobody can serve on it (as a
+    // test running beside this one could on a released port), and connecting
+    // to it is refused.
+    let closed = tokio::net::TcpSocket::new_v4().unwrap();
+    closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = closed.local_addr().unwrap().port();
     let gateway =
         start_with(|config| config.engine.backend_url = Some(format!("http://127.0.0.1:{port}")))
             .await;

@@ -34,6 +34,20 @@ async fn every_answer_carries_a_request_id() {
     let gateway = start().await;
     let answer = gateway.get("/healthz").await;
     assert!(!answer.headers["x-request-id"].is_empty());
+    // A client's own id comes back, on a route and on the fallback alike.
+    for path in ["/healthz", "/no/such/route"] {
+        let answer = crate::harness::client()
+            .get(format!("{}{path}", gateway.url))
+            .header("x-request-id", "client-chosen-42")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.headers()["x-request-id"],
+            "client-chosen-42",
+            "{path}"
+        );
+    }
 }
 
 /// The validator is only worth its passes if it fails broken objects.
