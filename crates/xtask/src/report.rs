@@ -132,34 +132,16 @@ pub fn checks(report: &Report) -> Vec<Check> {
         }
     }
     if let Some(streaming) = &report.streaming {
-        out.push(match streaming.added_ttft_p99_ms {
-            Some(v) => check(
-                "streaming",
-                &format!("added TTFT p99 <= {TTFT_P99_MS} ms"),
-                format!("{} ms", signed(v)),
-                met(v <= TTFT_P99_MS),
-            ),
-            None => check(
-                "streaming",
-                &format!("added TTFT p99 <= {TTFT_P99_MS} ms"),
-                "no complete streams".into(),
-                Verdict::NotMeasured,
-            ),
-        });
-        out.push(match streaming.added_gap_p99_ms {
-            Some(v) => check(
-                "streaming",
-                &format!("added inter-chunk p99 <= {GAP_P99_MS} ms"),
-                format!("{} ms", signed(v)),
-                met(v <= GAP_P99_MS),
-            ),
-            None => check(
-                "streaming",
-                &format!("added inter-chunk p99 <= {GAP_P99_MS} ms"),
-                "no complete streams".into(),
-                Verdict::NotMeasured,
-            ),
-        });
+        out.push(stream_check(
+            format!("added TTFT p99 <= {TTFT_P99_MS} ms"),
+            streaming.added_ttft_p99_ms,
+            TTFT_P99_MS,
+        ));
+        out.push(stream_check(
+            format!("added inter-chunk p99 <= {GAP_P99_MS} ms"),
+            streaming.added_gap_p99_ms,
+            GAP_P99_MS,
+        ));
         out.push(streams_check(streaming));
     }
     if let Some(history) = &report.history {
@@ -321,6 +303,24 @@ fn streams_check(streaming: &Streaming) -> Check {
             format!("{measured}{why}"),
             Verdict::NotMeasured,
         )
+    }
+}
+
+/// A streaming figure against its bound; none when no stream completed.
+fn stream_check(target: String, added_ms: Option<f64>, bound_ms: f64) -> Check {
+    match added_ms {
+        Some(v) => check(
+            "streaming",
+            &target,
+            format!("{} ms", signed(v)),
+            met(v <= bound_ms),
+        ),
+        None => check(
+            "streaming",
+            &target,
+            "no complete streams".into(),
+            Verdict::NotMeasured,
+        ),
     }
 }
 

@@ -194,23 +194,17 @@ async fn run_variant(
             break;
         }
         eprintln!("  {name}: concurrency {concurrency}");
+        // One side at one level: a warm-up, then the measured round.
+        let level = async |proc: &Proc, job: &Job, first_error: &mut Option<String>| {
+            closed_loop(concurrency, warm, job).await;
+            let round = measure(proc, closed_loop(concurrency, plan.throughput_step, job)).await;
+            point(concurrency, round, ctx.clock_ticks, first_error)
+        };
         if direct_on {
-            closed_loop(concurrency, warm, &direct_job).await;
-            let round = measure(
-                &mock,
-                closed_loop(concurrency, plan.throughput_step, &direct_job),
-            )
-            .await;
-            direct.push(point(concurrency, round, ctx.clock_ticks, &mut first_error));
+            direct.push(level(&mock, &direct_job, &mut first_error).await);
         }
         if gateway_on {
-            closed_loop(concurrency, warm, &gateway_job).await;
-            let round = measure(
-                &gateway,
-                closed_loop(concurrency, plan.throughput_step, &gateway_job),
-            )
-            .await;
-            through.push(point(concurrency, round, ctx.clock_ticks, &mut first_error));
+            through.push(level(&gateway, &gateway_job, &mut first_error).await);
         }
         concurrency *= 2;
     }
