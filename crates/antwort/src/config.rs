@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+pub use crate::secret::{Dsn, Secret};
+
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -23,11 +26,24 @@ pub struct Config {
     pub logging: LoggingSection,
     #[serde(default)]
     pub mcp: McpSection,
+    #[serde(default)]
+    pub egress: EgressSection,
+}
+
+/// `egress`: what every outbound fetch a request causes may reach (MCP servers
+/// named by URL today; search pages, `file_url` and image URLs next).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields, default)]
+pub struct EgressSection {
+    /// The URL policy; `mcp.url_policy`, its older name, still works.
+    pub url_policy: UrlPolicySection,
 }
 
 /// `mcp`: MCP servers defined by the operator, and the limits and outbound policy
 /// for every MCP server a request names.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct McpSection {
     pub servers: Vec<McpServerSection>,
@@ -63,8 +79,9 @@ impl Default for McpSection {
     }
 }
 
-/// `mcp.servers[]`, with the Go antwort's keys.
-#[derive(Clone, Deserialize, PartialEq)]
+/// `mcp.servers[]`, with the Go antwort's keys. Header values are secrets.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields)]
 pub struct McpServerSection {
     /// The `server_label` requests use for it.
@@ -73,12 +90,13 @@ pub struct McpServerSection {
     #[serde(default)]
     pub transport: McpTransportKind,
     #[serde(default)]
-    pub headers: std::collections::BTreeMap<String, String>,
+    pub headers: std::collections::BTreeMap<String, Secret>,
     #[serde(default)]
     pub auth: Option<McpAuthSection>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(rename_all = "kebab-case")]
 pub enum McpTransportKind {
     #[default]
@@ -87,61 +105,36 @@ pub enum McpTransportKind {
 }
 
 /// `mcp.servers[].auth`.
-#[derive(Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields)]
 pub struct McpAuthSection {
     #[serde(rename = "type")]
     pub kind: McpAuthKind,
     /// For `static`: the bearer token (or put an `Authorization` header in `headers`).
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     pub token_url: Option<String>,
     pub client_id: Option<String>,
     pub client_id_file: Option<String>,
-    pub client_secret: Option<String>,
+    pub client_secret: Option<Secret>,
     pub client_secret_file: Option<String>,
     #[serde(default)]
     pub scopes: Vec<String>,
 }
 
-// Header values, tokens and secrets stay out of `check-config` output and logs.
-impl std::fmt::Debug for McpServerSection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("McpServerSection")
-            .field("name", &self.name)
-            .field("url", &self.url)
-            .field("transport", &self.transport)
-            .field("headers", &self.headers.keys().collect::<Vec<_>>())
-            .field("auth", &self.auth)
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for McpAuthSection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let hidden = |value: &Option<String>| value.as_ref().map(|_| "<redacted>");
-        f.debug_struct("McpAuthSection")
-            .field("type", &self.kind)
-            .field("token", &hidden(&self.token))
-            .field("token_url", &self.token_url)
-            .field("client_id", &self.client_id)
-            .field("client_id_file", &self.client_id_file)
-            .field("client_secret", &hidden(&self.client_secret))
-            .field("client_secret_file", &self.client_secret_file)
-            .field("scopes", &self.scopes)
-            .finish()
-    }
-}
-
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(rename_all = "snake_case")]
 pub enum McpAuthKind {
     Static,
     OauthClientCredentials,
 }
 
-/// `mcp.url_policy`: which MCP server URLs a request may make the gateway reach.
-/// Loopback, private and link-local addresses are denied unless allowed here.
+/// `egress.url_policy` (or its older name `mcp.url_policy`): which URLs a request
+/// may make the gateway reach. Loopback, private and link-local addresses are
+/// denied unless allowed here.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct UrlPolicySection {
     pub allow_loopback: bool,
@@ -154,12 +147,13 @@ pub struct UrlPolicySection {
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageSection {
     #[serde(rename = "type")]
     pub kind: StorageKind,
-    /// The SQLite file, or the PostgreSQL URL.
-    pub dsn: Option<String>,
+    /// The SQLite file, or the PostgreSQL URL (its password never printed).
+    pub dsn: Option<Dsn>,
     /// PostgreSQL pool size.
     pub max_conns: u32,
 }
@@ -175,6 +169,7 @@ impl Default for StorageSection {
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(rename_all = "lowercase")]
 pub enum StorageKind {
     /// A local SQLite file (default `antwort.db`), created on first start.
@@ -189,6 +184,7 @@ pub enum StorageKind {
 pub const DEFAULT_SQLITE_PATH: &str = "antwort.db";
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSection {
     /// Port on all interfaces; ignored when `listen` is set.
@@ -214,13 +210,14 @@ impl Default for ServerSection {
     }
 }
 
-#[derive(Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineSection {
     /// The backend protocol. Every supported value speaks Chat Completions today.
     pub provider: Provider,
     pub backend_url: Option<String>,
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     /// A file holding the backend key (for mounted secrets).
     pub api_key_file: Option<String>,
     pub default_model: Option<String>,
@@ -258,27 +255,8 @@ impl Default for EngineSection {
     }
 }
 
-// The backend key stays out of `check-config` output and logs.
-impl std::fmt::Debug for EngineSection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EngineSection")
-            .field("provider", &self.provider)
-            .field("backend_url", &self.backend_url)
-            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
-            .field("api_key_file", &self.api_key_file)
-            .field("default_model", &self.default_model)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("backend_timeout", &self.backend_timeout)
-            .field("reasoning_events", &self.reasoning_events)
-            .field("context_window", &self.context_window)
-            .field("context_windows", &self.context_windows)
-            .field("max_turns", &self.max_turns)
-            .field("tool_concurrency", &self.tool_concurrency)
-            .finish()
-    }
-}
-
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(rename_all = "kebab-case")]
 pub enum Provider {
     /// vLLM's Chat Completions endpoint.
@@ -290,6 +268,7 @@ pub enum Provider {
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(rename_all = "lowercase")]
 pub enum ReasoningEvents {
     /// `response.reasoning.delta` / `.done` (OpenResponses).
@@ -299,6 +278,7 @@ pub enum ReasoningEvents {
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct LoggingSection {
     /// A `tracing` filter: `info`, `debug`, `antwort_engine=trace,info`, ...
@@ -316,6 +296,7 @@ impl Default for LoggingSection {
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
@@ -416,7 +397,7 @@ impl Config {
             self.engine.backend_url = Some(v);
         }
         if let Some(v) = get("ANTWORT_API_KEY") {
-            self.engine.api_key = Some(v);
+            self.engine.api_key = Some(Secret::new(v));
         }
         if let Some(v) = get("ANTWORT_API_KEY_FILE") {
             self.engine.api_key_file = Some(v);
@@ -440,7 +421,13 @@ impl Config {
             self.storage.kind = choice("ANTWORT_STORAGE", v)?;
         }
         if let Some(v) = get("ANTWORT_STORAGE_DSN") {
-            self.storage.dsn = Some(v);
+            self.storage.dsn = Some(Dsn::new(v));
+        }
+        if let Some(v) = get("ANTWORT_EGRESS_ALLOW_LOOPBACK") {
+            self.egress.url_policy.allow_loopback = parse("ANTWORT_EGRESS_ALLOW_LOOPBACK", v)?;
+        }
+        if let Some(v) = get("ANTWORT_EGRESS_ALLOW_PRIVATE") {
+            self.egress.url_policy.allow_private = parse("ANTWORT_EGRESS_ALLOW_PRIVATE", v)?;
         }
         if let Some(v) = get("ANTWORT_MCP_ALLOW_LOOPBACK") {
             self.mcp.url_policy.allow_loopback = parse("ANTWORT_MCP_ALLOW_LOOPBACK", v)?;
@@ -484,13 +471,14 @@ impl Config {
         }
         self.listen_addr()?;
         if self.storage.kind == StorageKind::Postgres {
-            match self.storage.dsn.as_deref() {
-                Some(dsn) if dsn.starts_with("postgres://") || dsn.starts_with("postgresql://") => {
-                }
+            match &self.storage.dsn {
+                Some(dsn)
+                    if dsn.expose().starts_with("postgres://")
+                        || dsn.expose().starts_with("postgresql://") => {}
                 Some(dsn) => {
                     return invalid(format!(
                         "storage.dsn `{}` is not a postgres:// URL",
-                        redact_password(dsn)
+                        dsn.redacted()
                     ));
                 }
                 None => {
@@ -522,6 +510,15 @@ impl Config {
             return invalid("engine timeouts must be greater than 0".into());
         }
         self.validate_mcp()?;
+        let defaults = UrlPolicySection::default();
+        if self.egress.url_policy != defaults
+            && self.mcp.url_policy != defaults
+            && self.egress.url_policy != self.mcp.url_policy
+        {
+            return invalid(
+                "set egress.url_policy or its older name mcp.url_policy, not both".into(),
+            );
+        }
         tracing_subscriber::EnvFilter::try_new(&self.logging.level).map_err(|e| {
             ConfigError::Invalid(format!(
                 "logging.level `{}` is not a valid filter: {e}",
@@ -583,6 +580,16 @@ impl Config {
         Ok(())
     }
 
+    /// The outbound URL policy: `egress.url_policy`, or `mcp.url_policy` where
+    /// only the older name is set.
+    pub fn url_policy(&self) -> &UrlPolicySection {
+        if self.egress.url_policy == UrlPolicySection::default() {
+            &self.mcp.url_policy
+        } else {
+            &self.egress.url_policy
+        }
+    }
+
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
         let text = self
             .server
@@ -597,29 +604,19 @@ impl Config {
     }
 
     /// The backend key, read from its file when configured that way.
-    pub fn api_key(&self) -> Result<Option<String>, ConfigError> {
+    pub fn api_key(&self) -> Result<Option<Secret>, ConfigError> {
         if let Some(path) = &self.engine.api_key_file {
             let key = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                 path: path.clone(),
                 source,
             })?;
-            return Ok(Some(key.trim().to_owned()));
+            return Ok(Some(Secret::new(key.trim())));
         }
-        Ok(self.engine.api_key.clone().filter(|k| !k.is_empty()))
-    }
-}
-
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, for messages.
-pub fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some((credentials, host)) = rest.split_once('@') else {
-        return url.to_owned();
-    };
-    match credentials.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
+        Ok(self
+            .engine
+            .api_key
+            .clone()
+            .filter(|k| !k.expose().is_empty()))
     }
 }
 
@@ -754,6 +751,10 @@ mod tests {
             !shown.contains("hunter2") && !shown.contains("s3cret"),
             "{shown}"
         );
+        assert!(
+            shown.contains("X-Key"),
+            "header names stay visible: {shown}"
+        );
         let mut broken = config.clone();
         broken.mcp.servers[0].auth.as_mut().unwrap().client_secret = None;
         assert!(
@@ -764,6 +765,86 @@ mod tests {
                 .contains("client_secret")
         );
         assert!(Config::from_yaml("mcp:\n  servers:\n    - name: x\n      url: http://x\n      transport: carrier-pigeon\n").is_err());
+    }
+
+    /// Every key of the configuration as a dotted path (`server.port`; keys of
+    /// list entries as `mcp.servers[].name`), from a configuration that sets
+    /// every optional section once.
+    fn every_key() -> Vec<String> {
+        // A duration serialises as `{secs, nanos}`: one key, not two.
+        fn is_duration(map: &serde_json::Map<String, serde_json::Value>) -> bool {
+            map.contains_key("secs") && map.contains_key("nanos")
+        }
+        fn walk(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+            match value {
+                serde_json::Value::Object(map) if !map.is_empty() && !is_duration(map) => {
+                    for (key, value) in map {
+                        let path = if prefix.is_empty() {
+                            key.clone()
+                        } else {
+                            format!("{prefix}.{key}")
+                        };
+                        walk(&path, value, out);
+                    }
+                }
+                serde_json::Value::Array(items) if !items.is_empty() => {
+                    out.push(prefix.to_owned());
+                    for item in items.iter().filter(|item| item.is_object()) {
+                        walk(&format!("{prefix}[]"), item, out);
+                    }
+                }
+                _ => out.push(prefix.to_owned()),
+            }
+        }
+        let config = Config::from_yaml(
+            "mcp:\n  servers:\n    - name: a\n      url: http://a\n      auth: {type: static, token: t}\n",
+        )
+        .unwrap();
+        let mut keys = Vec::new();
+        walk("", &serde_json::to_value(&config).unwrap(), &mut keys);
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    #[test]
+    fn every_key_and_variable_is_documented() {
+        let docs = include_str!("../../../docs/configuration.md");
+        let keys = every_key();
+        assert!(keys.len() > 30, "found only {keys:?}");
+        let missing: Vec<&String> = keys
+            .iter()
+            .filter(|key| !docs.contains(&format!("`{key}`")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "keys missing from docs/configuration.md: {missing:?}"
+        );
+        let sources = [include_str!("config.rs"), include_str!("main.rs")];
+        let mut variables: Vec<String> = Vec::new();
+        for source in sources {
+            for (start, _) in source.match_indices("\"ANTWORT_") {
+                let name: String = source[start + 1..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                    .collect();
+                // The search string itself, in this test, names no variable.
+                if name.len() > "ANTWORT_".len() {
+                    variables.push(name);
+                }
+            }
+        }
+        variables.sort();
+        variables.dedup();
+        assert!(variables.len() > 15, "found only {variables:?}");
+        let undocumented: Vec<&String> = variables
+            .iter()
+            .filter(|name| !docs.contains(&format!("`{name}`")))
+            .collect();
+        assert!(
+            undocumented.is_empty(),
+            "variables missing from docs/configuration.md: {undocumented:?}"
+        );
     }
 
     #[test]

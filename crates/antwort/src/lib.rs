@@ -2,6 +2,7 @@
 //! `main.rs` so that black-box tests start exactly the server the binary runs.
 
 pub mod config;
+mod secret;
 
 use std::sync::Arc;
 
@@ -13,24 +14,26 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 pub use config::Config;
+use config::Secret;
 
 /// Opens the configured store, running migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<SqlStore> {
     let store_config = match config.storage.kind {
         config::StorageKind::Memory => StoreConfig::Memory,
         config::StorageKind::Sqlite => StoreConfig::Sqlite {
-            path: config
-                .storage
-                .dsn
-                .clone()
-                .unwrap_or_else(|| config::DEFAULT_SQLITE_PATH.to_owned()),
+            path: config.storage.dsn.as_ref().map_or_else(
+                || config::DEFAULT_SQLITE_PATH.to_owned(),
+                |dsn| dsn.expose().to_owned(),
+            ),
         },
         config::StorageKind::Postgres => StoreConfig::Postgres {
             url: config
                 .storage
                 .dsn
-                .clone()
-                .context("storage.dsn is required for postgres")?,
+                .as_ref()
+                .context("storage.dsn is required for postgres")?
+                .expose()
+                .to_owned(),
             max_connections: config.storage.max_conns,
         },
     };
@@ -38,8 +41,8 @@ pub async fn open_store(config: &Config) -> anyhow::Result<SqlStore> {
         let target = config
             .storage
             .dsn
-            .as_deref()
-            .map(config::redact_password)
+            .as_ref()
+            .map(config::Dsn::redacted)
             .unwrap_or_default();
         anyhow::anyhow!(
             "cannot open the {:?} store {target}: {e}",
@@ -57,12 +60,12 @@ pub async fn build_engine(config: &Config) -> anyhow::Result<Engine> {
         .context("engine.backend_url is required")?;
     let backend = ChatBackend::new(ChatBackendConfig {
         base_url: backend_url,
-        api_key: config.api_key()?,
+        api_key: config.api_key()?.map(|key| key.expose().to_owned()),
         connect_timeout: config.engine.connect_timeout,
         timeout: config.engine.backend_timeout,
     })?;
     let store = open_store(config).await?;
-    let mcp = antwort_tools::McpClient::new(mcp_settings(&config.mcp)?)
+    let mcp = antwort_tools::McpClient::new(mcp_settings(&config.mcp, config.url_policy())?)
         .context("cannot set up the MCP client")?;
     let engine = Engine::new(
         Arc::new(backend),
@@ -89,11 +92,14 @@ pub async fn build_engine(config: &Config) -> anyhow::Result<Engine> {
 }
 
 /// The MCP client's settings from `mcp`, with secrets read from their files.
-fn mcp_settings(section: &config::McpSection) -> anyhow::Result<antwort_tools::McpSettings> {
+fn mcp_settings(
+    section: &config::McpSection,
+    url_policy: &config::UrlPolicySection,
+) -> anyhow::Result<antwort_tools::McpSettings> {
     use antwort_tools::{McpAuth, McpServerSettings, McpTransport, OAuthClientCredentials};
-    let read = |value: &Option<String>, file: &Option<String>| -> anyhow::Result<String> {
+    let read = |value: Option<&str>, file: &Option<String>| -> anyhow::Result<String> {
         match (value, file) {
-            (Some(value), _) => Ok(value.clone()),
+            (Some(value), _) => Ok(value.to_owned()),
             (None, Some(path)) => Ok(std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {path}"))?
                 .trim()
@@ -103,20 +109,27 @@ fn mcp_settings(section: &config::McpSection) -> anyhow::Result<antwort_tools::M
     };
     let mut servers = Vec::with_capacity(section.servers.len());
     for server in &section.servers {
-        let mut headers = server.headers.clone();
+        let mut headers: std::collections::BTreeMap<String, String> = server
+            .headers
+            .iter()
+            .map(|(name, value)| (name.clone(), value.expose().to_owned()))
+            .collect();
         let auth = match &server.auth {
             None => McpAuth::None,
             Some(auth) => match auth.kind {
                 config::McpAuthKind::Static => {
-                    let token = auth.token.clone().unwrap_or_default();
+                    let token = auth.token.as_ref().map(Secret::expose).unwrap_or_default();
                     headers.insert("Authorization".to_owned(), format!("Bearer {token}"));
                     McpAuth::None
                 }
                 config::McpAuthKind::OauthClientCredentials => {
                     McpAuth::OAuthClientCredentials(OAuthClientCredentials {
                         token_url: auth.token_url.clone().unwrap_or_default(),
-                        client_id: read(&auth.client_id, &auth.client_id_file)?,
-                        client_secret: read(&auth.client_secret, &auth.client_secret_file)?,
+                        client_id: read(auth.client_id.as_deref(), &auth.client_id_file)?,
+                        client_secret: read(
+                            auth.client_secret.as_ref().map(Secret::expose),
+                            &auth.client_secret_file,
+                        )?,
                         scopes: auth.scopes.clone(),
                     })
                 }
@@ -142,10 +155,10 @@ fn mcp_settings(section: &config::McpSection) -> anyhow::Result<antwort_tools::M
         max_output_bytes: section.max_output_bytes,
         tools_cache_ttl: section.tools_cache_ttl,
         policy: antwort_tools::UrlPolicy {
-            allow_loopback: section.url_policy.allow_loopback,
-            allow_private: section.url_policy.allow_private,
-            allow: section.url_policy.allow.clone(),
-            deny: section.url_policy.deny.clone(),
+            allow_loopback: url_policy.allow_loopback,
+            allow_private: url_policy.allow_private,
+            allow: url_policy.allow.clone(),
+            deny: url_policy.deny.clone(),
         },
         ..antwort_tools::McpSettings::default()
     })

@@ -1,8 +1,24 @@
-//! Wall-clock time in the Unix seconds the API uses.
+//! Clock reads, in one place: wall-clock time in the Unix seconds the API uses,
+//! and the monotonic instant timers and caches measure with (tokio's, so that a
+//! test with paused time controls it). `clippy.toml` forbids reading a clock
+//! anywhere else.
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the one place that reads the wall clock"
+)]
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// The monotonic now, for deadlines, timeouts and cache ages.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the one place that reads the monotonic clock"
+)]
+pub fn now() -> tokio::time::Instant {
+    tokio::time::Instant::now()
 }

@@ -9,7 +9,7 @@
 pub mod agent;
 pub mod assembler;
 pub mod catalog;
-mod clock;
+pub mod clock;
 pub mod compaction;
 mod context;
 pub mod conversations;
@@ -21,6 +21,7 @@ pub mod prepare;
 pub mod replay;
 pub mod store;
 pub mod stream;
+pub mod tasks;
 pub mod tokens;
 mod truncation;
 

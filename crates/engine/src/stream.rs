@@ -69,6 +69,10 @@ impl ResponseStream {
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "bounded by construction: the loop runs only while the consumer polls (see detach for the bounded hand-off)"
+        )]
         let (sender, events) = mpsc::unbounded_channel();
         Self {
             driver: Some(run(EventSink(sender)).boxed()),
@@ -82,7 +86,7 @@ impl ResponseStream {
     /// dropped (the client went away), the work still finishes and is saved.
     pub fn detach(mut self, tasks: &tokio_util::task::TaskTracker) -> DetachedStream {
         if let Some(driver) = self.driver.take() {
-            tasks.spawn(driver);
+            crate::tasks::spawn_tracked(tasks, driver);
         }
         DetachedStream {
             receiver: self.events.take(),

@@ -20,6 +20,11 @@
 //! `/mock/stats` then also reports `mcp_list_tools`, `mcp_tool_calls` and
 //! `oauth_tokens_issued`, so that tests can see what the gateway caches.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test backend, not the product: it spawns, times and makes ids directly"
+)]
+
 pub mod mcp;
 pub mod script;
 

@@ -4,6 +4,10 @@
 //! free loopback port, so the counters it reads are its own.
 
 #![allow(
+    clippy::disallowed_methods,
+    reason = "tests spawn, time and read rows directly; the funnels are for the product code"
+)]
+#![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
@@ -29,6 +33,14 @@ async fn start() -> (String, Arc<Stats>) {
     let (base, stats) = antwort_mock::spawn(Latency::default()).await.unwrap();
     let root = base.strip_suffix("/v1").unwrap().to_owned();
     (root, stats)
+}
+
+/// A plain HTTP client from the workspace's one client stack (which installs the
+/// crypto provider reqwest is built without).
+fn http() -> reqwest::Client {
+    antwort_egress::client_builder(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap()
 }
 
 async fn connect(url: String, token: Option<&str>) -> RunningService<RoleClient, ()> {
@@ -138,7 +150,7 @@ where
 #[tokio::test]
 async fn legacy_sse_transport_speaks_2024_11_05() {
     let (root, stats) = start().await;
-    let http = reqwest::Client::new();
+    let http = http();
     let stream = http
         .get(format!("{root}/sse"))
         .header("accept", "text/event-stream")
@@ -247,9 +259,7 @@ async fn token_response(
     form: &[(&str, &str)],
     basic: Option<(&str, &str)>,
 ) -> reqwest::Response {
-    let mut request = reqwest::Client::new()
-        .post(format!("{root}/oauth/token"))
-        .form(form);
+    let mut request = http().post(format!("{root}/oauth/token")).form(form);
     if let Some((id, secret)) = basic {
         request = request.basic_auth(id, Some(secret));
     }
@@ -258,7 +268,7 @@ async fn token_response(
 
 /// Posts an `initialize` to `/mcp-auth` with `token` and returns the status.
 async fn initialize_status(root: &str, token: Option<&str>) -> (u16, Option<Value>) {
-    let mut request = reqwest::Client::new()
+    let mut request = http()
         .post(format!("{root}/mcp-auth"))
         .header("accept", "application/json, text/event-stream")
         .json(

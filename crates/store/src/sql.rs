@@ -49,6 +49,19 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError
     serde_json::from_str(text).map_err(corrupt)
 }
 
+/// Column `index` of `row`: a column of another type, or a missing one, is
+/// corrupt data the caller hears of, never a panic.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the one place that reads a column; try_get does not panic"
+)]
+fn column<'r, T>(row: &'r sqlx::any::AnyRow, index: usize) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    row.try_get(index).map_err(corrupt)
+}
+
 impl SqlStore {
     /// Deletes the row `id` of `parent` in this scope and, if there was one, the
     /// rows of `children` that belong to it, in one transaction.
@@ -186,7 +199,7 @@ fn decode_all<T: serde::de::DeserializeOwned>(
     column: usize,
 ) -> Result<Vec<T>, StoreError> {
     rows.iter()
-        .map(|row| from_json(&row.get::<String, _>(column)))
+        .map(|row| from_json(&self::column::<String>(row, column)?))
         .collect()
 }
 
@@ -276,10 +289,10 @@ async fn append_items(
 
 fn conversation_from_row(row: &sqlx::any::AnyRow) -> Result<Conversation, StoreError> {
     Ok(Conversation {
-        id: row.get::<String, _>(0),
+        id: column::<String>(row, 0)?,
         object: ConversationObject::Conversation,
-        created_at: row.get::<i64, _>(1) as u64,
-        metadata: from_json(&row.get::<String, _>(2))?,
+        created_at: column::<i64>(row, 1)? as u64,
+        metadata: from_json(&column::<String>(row, 2)?)?,
     })
 }
 
@@ -296,7 +309,7 @@ impl Store for SqlStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(unavailable)?;
-        row.map(|row| from_json(&row.get::<String, _>(0)))
+        row.map(|row| from_json(&column::<String>(&row, 0)?))
             .transpose()
     }
 
@@ -416,7 +429,7 @@ impl Store for SqlStore {
         .fetch_one(&self.pool)
         .await
         .map_err(unavailable)?;
-        match row.get::<Option<String>, _>(0) {
+        match column::<Option<String>>(&row, 0)? {
             Some(joined) => from_json(&format!("[{joined}]")).map(Some),
             None => Ok(Some(Vec::new())),
         }
@@ -440,8 +453,11 @@ impl Store for SqlStore {
         for id in ids {
             // The same item may be stored twice (as output, then as the next input);
             // any copy will do.
-            if let Some(row) = rows.iter().find(|row| row.get::<String, _>(0) == *id) {
-                found.push(from_json(&row.get::<String, _>(1))?);
+            for row in &rows {
+                if column::<String>(row, 0)? == *id {
+                    found.push(from_json(&column::<String>(row, 1)?)?);
+                    break;
+                }
             }
         }
         Ok(found)
@@ -571,7 +587,7 @@ impl Store for SqlStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(unavailable)?;
-        row.map(|row| from_json(&row.get::<String, _>(0)))
+        row.map(|row| from_json(&column::<String>(&row, 0)?))
             .transpose()
     }
 

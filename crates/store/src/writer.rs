@@ -61,7 +61,7 @@ impl Writer {
     /// when the last `Writer` is dropped.
     pub(crate) fn spawn_pool(pool: AnyPool) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(run_pool(pool, queue));
+        antwort_engine::tasks::spawn(run_pool(pool, queue));
         Self { jobs }
     }
 
@@ -193,9 +193,7 @@ fn sqlite_error(error: rusqlite::Error) -> StoreError {
 }
 
 fn spawn_thread(name: &str, body: impl FnOnce() + Send + 'static) -> Result<(), StoreError> {
-    std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(body)
+    antwort_engine::tasks::spawn_thread(name, body)
         .map(|_| ())
         .map_err(|error| StoreError::Unavailable(format!("cannot start {name}: {error}")))
 }

@@ -4,6 +4,10 @@
 //! tests loudly unless `ANTWORT_TEST_POSTGRES=skip` says to leave it out.
 
 #![allow(
+    clippy::disallowed_methods,
+    reason = "tests spawn, time and read rows directly; the funnels are for the product code"
+)]
+#![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,

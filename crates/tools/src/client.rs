@@ -6,12 +6,15 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use antwort_engine::clock;
+use tokio::time::Instant;
 
 use antwort_engine::mcp::{McpCallResult, McpConnector, McpError, McpListedTool, McpServer};
 use async_trait::async_trait;
-use reqwest013::Url;
-use reqwest013::header::{AUTHORIZATION, HeaderName, HeaderValue};
+use reqwest::Url;
+use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use rmcp::model::{
     CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation, ProtocolVersion,
 };
@@ -24,10 +27,10 @@ use crate::errors::{self, ToolsError};
 use crate::http::{self, HttpClients};
 use crate::oauth::TokenSource;
 use crate::output;
-use crate::policy::Guard;
 use crate::session::{Session, SessionKey, SessionPool};
 use crate::settings::{McpAuth, McpServerSettings, McpSettings, McpTransport};
 use crate::sse::SseTransport;
+use antwort_egress::EgressGuard;
 
 /// The MCP client: lists and calls tools on MCP servers for the engine.
 /// Cloning is cheap and shares sessions, tokens and caches.
@@ -38,7 +41,7 @@ pub struct McpClient {
 
 struct Inner {
     configured: HashMap<String, Configured>,
-    guard: Arc<Guard>,
+    guard: Arc<EgressGuard>,
     clients: HttpClients,
     pool: SessionPool,
     list_timeout: Duration,
@@ -62,7 +65,7 @@ struct Endpoint {
     url: Url,
     key: SessionKey,
     headers: HashMap<HeaderName, HeaderValue>,
-    client: reqwest013::Client,
+    client: reqwest::Client,
     /// `None`: a per-request server, whose transport is found out.
     transport: Option<McpTransport>,
     token: Option<Arc<TokenSource>>,
@@ -96,7 +99,9 @@ impl McpClient {
                 "mcp max_output_bytes must be positive".to_owned(),
             ));
         }
-        let guard = Arc::new(Guard::new(&settings.policy)?);
+        let guard = Arc::new(
+            EgressGuard::new(&settings.policy).map_err(|e| ToolsError::Settings(e.to_string()))?,
+        );
         let clients = HttpClients::new(settings.connect_timeout, guard.clone())?;
         let mut configured = HashMap::new();
         for server in settings.servers {
@@ -389,7 +394,7 @@ impl Inner {
             .tools_cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        cache.insert(name.to_owned(), (Instant::now(), tools.to_vec()));
+        cache.insert(name.to_owned(), (clock::now(), tools.to_vec()));
     }
 }
 

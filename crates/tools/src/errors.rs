@@ -10,8 +10,8 @@ use rmcp::ServiceError;
 use rmcp::service::ClientInitializeError;
 use rmcp::transport::streamable_http_client::StreamableHttpError;
 
-use crate::http::AddressDenied;
 use crate::sse::SseError;
+use antwort_egress::AddressDenied;
 
 /// JSON-RPC "internal error": the code for answers that are not MCP at all.
 const INTERNAL_ERROR: i64 = -32603;
@@ -71,13 +71,13 @@ pub(crate) fn from_transport(error: &(dyn StdError + Send + Sync + 'static)) -> 
     if let Some(denied) = find::<AddressDenied>(error) {
         return McpError::Denied(denied.0.clone());
     }
-    if let Some(error) = error.downcast_ref::<StreamableHttpError<reqwest013::Error>>() {
+    if let Some(error) = error.downcast_ref::<StreamableHttpError<reqwest::Error>>() {
         return from_streamable(error);
     }
     if let Some(error) = error.downcast_ref::<SseError>() {
         return from_sse(error);
     }
-    if let Some(error) = find::<reqwest013::Error>(error) {
+    if let Some(error) = find::<reqwest::Error>(error) {
         return from_reqwest(error);
     }
     if find::<std::io::Error>(error).is_some() {
@@ -89,7 +89,7 @@ pub(crate) fn from_transport(error: &(dyn StdError + Send + Sync + 'static)) -> 
     }
 }
 
-fn from_streamable(error: &StreamableHttpError<reqwest013::Error>) -> McpError {
+fn from_streamable(error: &StreamableHttpError<reqwest::Error>) -> McpError {
     match error {
         StreamableHttpError::Client(error) => from_reqwest(error),
         StreamableHttpError::HttpStatus(status) => McpError::Http {
@@ -172,7 +172,7 @@ fn from_sse(error: &SseError) -> McpError {
 
 /// An HTTP client failure: denied by the policy, not answered in time, not
 /// connected, or an error status.
-pub(crate) fn from_reqwest(error: &reqwest013::Error) -> McpError {
+pub(crate) fn from_reqwest(error: &reqwest::Error) -> McpError {
     if let Some(denied) = find::<AddressDenied>(error) {
         return McpError::Denied(denied.0.clone());
     }

@@ -5,7 +5,7 @@
 //! HTTP+SSE transport (hand-written here, since rmcp no longer ships it), keeps
 //! initialized sessions for reuse, authenticates with request headers or OAuth
 //! client credentials, and guards the servers a request names by URL with an
-//! outbound [`UrlPolicy`].
+//! outbound [`UrlPolicy`] (the egress guard of `antwort-egress`).
 //!
 //! [`McpConnector`]: antwort_engine::mcp::McpConnector
 
@@ -14,12 +14,11 @@ mod errors;
 mod http;
 mod oauth;
 mod output;
-mod policy;
 mod session;
 mod settings;
 mod sse;
 
+pub use antwort_egress::UrlPolicy;
 pub use client::McpClient;
 pub use errors::ToolsError;
-pub use policy::UrlPolicy;
 pub use settings::{McpAuth, McpServerSettings, McpSettings, McpTransport, OAuthClientCredentials};

@@ -3,10 +3,13 @@
 //! before it expires, and fetch a new one then, or when the MCP server refuses
 //! the current one. Tokens and secrets are never logged.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use antwort_engine::clock;
+use tokio::time::Instant;
 
 use antwort_engine::mcp::McpError;
-use reqwest013::Url;
+use reqwest::Url;
 use serde_json::Value;
 use tokio::sync::Mutex;
 use tracing::Instrument;
@@ -23,7 +26,7 @@ pub(crate) struct TokenSource {
     server: String,
     token_url: Url,
     credentials: OAuthClientCredentials,
-    client: reqwest013::Client,
+    client: reqwest::Client,
     timeout: Duration,
     /// Held while fetching, so that concurrent calls wait for one request.
     cached: Mutex<Option<Token>>,
@@ -40,7 +43,7 @@ impl TokenSource {
         server: String,
         token_url: Url,
         credentials: OAuthClientCredentials,
-        client: reqwest013::Client,
+        client: reqwest::Client,
         timeout: Duration,
     ) -> Self {
         Self {
@@ -57,7 +60,7 @@ impl TokenSource {
     pub(crate) async fn token(&self) -> Result<String, McpError> {
         let mut cached = self.cached.lock().await;
         if let Some(token) = cached.as_ref()
-            && token.renew_at.is_none_or(|at| Instant::now() < at)
+            && token.renew_at.is_none_or(|at| clock::now() < at)
         {
             return Ok(token.access_token.clone());
         }
@@ -100,11 +103,11 @@ impl TokenSource {
         if !self.credentials.scopes.is_empty() {
             form.push(("scope", self.credentials.scopes.join(" ")));
         }
-        let requested = Instant::now();
+        let requested = clock::now();
         let response = self
             .client
             .post(self.token_url.clone())
-            .header(reqwest013::header::ACCEPT, "application/json")
+            .header(reqwest::header::ACCEPT, "application/json")
             .form(&form)
             .send()
             .await

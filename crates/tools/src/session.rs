@@ -8,10 +8,13 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use antwort_engine::clock;
+use tokio::time::Instant;
 
 use antwort_engine::mcp::McpError;
-use reqwest013::header::{HeaderName, HeaderValue};
+use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::model::ClientConfig;
 use rmcp::service::RunningService;
 use rmcp::{ClientCacheConfig, Peer, RoleClient};
@@ -189,7 +192,7 @@ impl SessionPool {
     /// pool is full, the least recently used one: sweeping here, on use, needs
     /// no background task.
     fn slot(&self, key: &SessionKey) -> Arc<Slot> {
-        let now = Instant::now();
+        let now = clock::now();
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         let before = slots.len();
         slots

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::policy::UrlPolicy;
+use antwort_egress::UrlPolicy;
 
 /// Everything [`McpClient`](crate::McpClient) needs.
 #[derive(Debug, Clone)]

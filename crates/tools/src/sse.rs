@@ -10,8 +10,8 @@ use std::sync::Arc;
 use eventsource_stream::{EventStreamError, Eventsource};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
-use reqwest013::Url;
-use reqwest013::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue};
+use reqwest::Url;
+use reqwest::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue};
 use rmcp::RoleClient;
 use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
 use rmcp::transport::Transport;
@@ -30,7 +30,7 @@ pub(crate) enum SseError {
     #[error("HTTP {status}: {message}")]
     Status { status: u16, message: String },
     #[error(transparent)]
-    Http(#[from] reqwest013::Error),
+    Http(#[from] reqwest::Error),
     /// The server's answer is not the SSE transport.
     #[error("{0}")]
     Protocol(String),
@@ -42,7 +42,7 @@ type Events = BoxStream<'static, Result<eventsource_stream::Event, EventStreamEr
 
 /// One SSE session: the open `GET` stream and where to `POST`.
 pub(crate) struct SseTransport {
-    client: reqwest013::Client,
+    client: reqwest::Client,
     post_url: Url,
     headers: Arc<HeaderMap>,
     events: Events,
@@ -52,7 +52,7 @@ impl SseTransport {
     /// Opens the stream and waits for the `endpoint` event. The caller bounds
     /// the wait with its own deadline.
     pub(crate) async fn connect(
-        client: reqwest013::Client,
+        client: reqwest::Client,
         url: Url,
         headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<Self, SseError> {
@@ -66,7 +66,7 @@ impl SseTransport {
         let response = check_status(response).await?;
         let is_event_stream = response
             .headers()
-            .get(reqwest013::header::CONTENT_TYPE)
+            .get(reqwest::header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
             .is_some_and(|value| value.trim_start().starts_with("text/event-stream"));
         if !is_event_stream {
@@ -118,7 +118,7 @@ fn endpoint_url(sse_url: &Url, data: &str) -> Result<Url, SseError> {
     Ok(endpoint)
 }
 
-async fn check_status(response: reqwest013::Response) -> Result<reqwest013::Response, SseError> {
+async fn check_status(response: reqwest::Response) -> Result<reqwest::Response, SseError> {
     let status = response.status();
     if status.is_success() {
         return Ok(response);
@@ -146,7 +146,7 @@ fn stream_error(error: EventStreamError<SseError>) -> SseError {
 /// ends).
 fn limit_event_size<S, B>(stream: S) -> impl Stream<Item = Result<B, SseError>> + Send + 'static
 where
-    S: Stream<Item = Result<B, reqwest013::Error>> + Send + 'static,
+    S: Stream<Item = Result<B, reqwest::Error>> + Send + 'static,
     B: AsRef<[u8]>,
 {
     let mut since_boundary = 0usize;
@@ -247,7 +247,7 @@ mod tests {
     #[tokio::test]
     async fn oversized_events_fail_the_stream() {
         let chunks = vec![
-            Ok::<_, reqwest013::Error>(b"data: small\n\n".to_vec()),
+            Ok::<_, reqwest::Error>(b"data: small\n\n".to_vec()),
             Ok(vec![b'x'; MAX_EVENT_BYTES + 1]),
         ];
         let mut limited = Box::pin(limit_event_size(futures::stream::iter(chunks)));

@@ -35,9 +35,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The driver's HTTP client: keep-alive with an unbounded pool, so each worker
 /// keeps its connection, no proxy from the environment, no Nagle delay.
 pub fn client() -> Result<reqwest::Client> {
-    reqwest::Client::builder()
+    antwort_egress::client_builder(Duration::from_secs(10))
         .no_proxy()
-        .tcp_nodelay(true)
         .pool_max_idle_per_host(usize::MAX)
         .pool_idle_timeout(Duration::from_secs(300))
         .build()

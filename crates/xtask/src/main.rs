@@ -12,6 +12,11 @@
 //! puts the load driver on the mock's core, away from the gateway's. Doing either
 //! in-process would take `unsafe` system calls, which the workspace forbids.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the benchmark measures time and spawns its load itself"
+)]
+
 mod clock;
 mod lanes;
 mod load;

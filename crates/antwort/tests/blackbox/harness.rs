@@ -56,7 +56,13 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Gateway {
 
 pub fn client() -> reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(reqwest::Client::new).clone()
+    CLIENT
+        .get_or_init(|| {
+            antwort_egress::client_builder(Duration::from_secs(10))
+                .build()
+                .unwrap()
+        })
+        .clone()
 }
 
 /// An HTTP answer, body parsed as JSON when it is JSON.
@@ -507,7 +513,7 @@ impl Spec {
     fn load() -> Self {
         let path = std::env::var("ANTWORT_SPEC").unwrap_or_else(|_| {
             format!(
-                "{}/../../../shared/spec/openresponses-openapi.json",
+                "{}/../../spec/openresponses-openapi.json",
                 env!("CARGO_MANIFEST_DIR")
             )
         });

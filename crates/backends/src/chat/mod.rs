@@ -44,9 +44,7 @@ pub struct ChatBackend {
 
 impl ChatBackend {
     pub fn new(config: ChatBackendConfig) -> Result<Self, BackendError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .tcp_nodelay(true)
+        let client = antwort_egress::client_builder(config.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
             .map_err(|e| BackendError::Unavailable(format!("cannot build HTTP client: {e}")))?;
@@ -271,7 +269,7 @@ impl Stream for ChunkStream {
             }
             let polled = this.inner.poll_next_unpin(cx);
             if polled.is_ready() {
-                let deadline = tokio::time::Instant::now() + this.idle_timeout;
+                let deadline = antwort_engine::clock::now() + this.idle_timeout;
                 this.idle.as_mut().reset(deadline);
             }
             match polled {

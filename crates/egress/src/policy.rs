@@ -1,23 +1,25 @@
-//! The outbound URL policy for MCP servers that a request names by URL.
+//! The outbound URL policy for every URL a request makes the gateway fetch (MCP
+//! servers named by URL today; search result pages, `file_url` and image URLs
+//! next).
 //!
 //! A request may point the gateway at any URL, so without a guard it could make
 //! the gateway reach what only the gateway can reach: its own loopback services,
 //! the private network, or a cloud metadata endpoint (server-side request
 //! forgery). The policy is checked twice: on the URL before connecting (scheme,
 //! host names, IP literals) and on every address a host name resolves to, inside
-//! the HTTP client's DNS resolver (see `http.rs`), so that a name which resolves
+//! the HTTP client's DNS resolver (see `client.rs`), so that a name which resolves
 //! to a public address at check time and to a private one at connect time (DNS
-//! rebinding) is still refused. Servers from the configuration are trusted and
-//! never pass through here.
+//! rebinding) is still refused. Targets from the configuration (backends,
+//! configured MCP servers) are trusted and never pass through here.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
-use reqwest013::Url;
+use reqwest::Url;
 
-use crate::ToolsError;
+use crate::EgressError;
 
-/// Which per-request MCP server URLs the gateway may connect to.
+/// Which URLs named by a request the gateway may connect to.
 ///
 /// By default only `http` and `https` URLs whose host is a public address are
 /// allowed: loopback, private (RFC 1918, unique-local `fc00::/7`), shared
@@ -68,7 +70,7 @@ struct Entries {
 }
 
 impl Entries {
-    fn parse(list: &[String], which: &str) -> Result<Self, ToolsError> {
+    fn parse(list: &[String], which: &str) -> Result<Self, EgressError> {
         let mut entries = Entries::default();
         for raw in list {
             let entry = raw.trim();
@@ -99,7 +101,7 @@ impl Entries {
 }
 
 /// Validates and normalises a host name of a policy list.
-fn host_name(name: &str, raw: &str, which: &str) -> Result<String, ToolsError> {
+fn host_name(name: &str, raw: &str, which: &str) -> Result<String, EgressError> {
     let name = normalize_host(name);
     let valid = !name.is_empty()
         && name.split('.').all(|label| {
@@ -108,8 +110,8 @@ fn host_name(name: &str, raw: &str, which: &str) -> Result<String, ToolsError> {
     if valid {
         Ok(name)
     } else {
-        Err(ToolsError::Settings(format!(
-            "mcp policy {which} entry '{raw}' is neither a host name, an IP address nor a CIDR"
+        Err(EgressError::Policy(format!(
+            "url_policy {which} entry '{raw}' is neither a host name, an IP address nor a CIDR"
         )))
     }
 }
@@ -135,15 +137,15 @@ fn canonical_net(net: IpNet) -> IpNet {
 
 /// The compiled policy, shared by the pre-connect check and the DNS resolver.
 #[derive(Debug, Clone)]
-pub(crate) struct Guard {
+pub struct EgressGuard {
     allow_loopback: bool,
     allow_private: bool,
     allow: Entries,
     deny: Entries,
 }
 
-impl Guard {
-    pub(crate) fn new(policy: &UrlPolicy) -> Result<Self, ToolsError> {
+impl EgressGuard {
+    pub fn new(policy: &UrlPolicy) -> Result<Self, EgressError> {
         Ok(Self {
             allow_loopback: policy.allow_loopback,
             allow_private: policy.allow_private,
@@ -155,7 +157,7 @@ impl Guard {
     /// Checks a URL before anything connects to it: the scheme, a denied host
     /// name, and an IP literal (which no resolver sees). Host names are checked
     /// again, address by address, when they resolve.
-    pub(crate) fn check_url(&self, url: &Url) -> Result<(), String> {
+    pub fn check_url(&self, url: &Url) -> Result<(), String> {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(format!(
                 "the scheme '{}' is not allowed (only http and https)",
@@ -179,7 +181,7 @@ impl Guard {
     }
 
     /// Checks one address that `host` resolved to.
-    pub(crate) fn check_resolved(&self, host: &str, ip: IpAddr) -> Result<(), String> {
+    pub fn check_resolved(&self, host: &str, ip: IpAddr) -> Result<(), String> {
         let host = normalize_host(host);
         if self.deny.names(&host) {
             return Err(format!("the host '{host}' is on the deny list"));
@@ -343,11 +345,11 @@ fn classify_v6(ip: Ipv6Addr) -> Class {
 mod tests {
     use super::*;
 
-    fn guard(policy: UrlPolicy) -> Guard {
-        Guard::new(&policy).unwrap()
+    fn guard(policy: UrlPolicy) -> EgressGuard {
+        EgressGuard::new(&policy).unwrap()
     }
 
-    fn check(guard: &Guard, url: &str) -> Result<(), String> {
+    fn check(guard: &EgressGuard, url: &str) -> Result<(), String> {
         guard.check_url(&Url::parse(url).unwrap())
     }
 
@@ -422,7 +424,7 @@ mod tests {
         assert!(check(&guard, "http://127.0.0.1/").is_ok());
         assert!(check(&guard, "http://[::ffff:127.0.0.1]/").is_ok());
         assert!(check(&guard, "http://10.0.0.1/").is_err());
-        let guard = Guard::new(&UrlPolicy {
+        let guard = EgressGuard::new(&UrlPolicy {
             allow_private: true,
             ..UrlPolicy::default()
         })
@@ -476,14 +478,14 @@ mod tests {
     #[test]
     fn bad_entries_are_rejected() {
         assert!(
-            Guard::new(&UrlPolicy {
+            EgressGuard::new(&UrlPolicy {
                 allow: vec!["not a host".into()],
                 ..UrlPolicy::default()
             })
             .is_err()
         );
         assert!(
-            Guard::new(&UrlPolicy {
+            EgressGuard::new(&UrlPolicy {
                 deny: vec!["10.0.0.0/33".into()],
                 ..UrlPolicy::default()
             })
