@@ -226,6 +226,8 @@ pub struct EngineSection {
     #[serde(deserialize_with = "duration")]
     pub backend_timeout: Duration,
     pub reasoning_events: ReasoningEvents,
+    /// When a reasoning item's summary is filled from its text.
+    pub reasoning_summary: ReasoningSummaryMode,
     /// Context window, in tokens, of models not listed in `context_windows`.
     pub context_window: u64,
     /// Context windows by model name.
@@ -246,7 +248,8 @@ impl Default for EngineSection {
             default_model: None,
             connect_timeout: Duration::from_secs(10),
             backend_timeout: Duration::from_secs(300),
-            reasoning_events: ReasoningEvents::Openresponses,
+            reasoning_events: ReasoningEvents::Auto,
+            reasoning_summary: ReasoningSummaryMode::Requested,
             context_window: antwort_engine::DEFAULT_CONTEXT_WINDOW,
             context_windows: std::collections::BTreeMap::new(),
             max_turns: antwort_engine::DEFAULT_MAX_TURNS,
@@ -271,10 +274,24 @@ pub enum Provider {
 #[cfg_attr(test, derive(serde::Serialize))]
 #[serde(rename_all = "lowercase")]
 pub enum ReasoningEvents {
+    /// OpenAI's names for clients that identify as the OpenAI SDKs (their
+    /// `x-stainless-*` headers), OpenResponses' names for everyone else.
+    Auto,
     /// `response.reasoning.delta` / `.done` (OpenResponses).
     Openresponses,
     /// `response.reasoning_text.delta` / `.done` (OpenAI).
     Openai,
+}
+
+/// `engine.reasoning_summary`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(rename_all = "lowercase")]
+pub enum ReasoningSummaryMode {
+    /// For requests that ask for `reasoning.summary` and get none from the backend.
+    Requested,
+    /// For every request (the Vercel AI SDK asks only for OpenAI model ids).
+    Always,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -416,6 +433,9 @@ impl Config {
         }
         if let Some(v) = get("ANTWORT_REASONING_EVENTS") {
             self.engine.reasoning_events = choice("ANTWORT_REASONING_EVENTS", v)?;
+        }
+        if let Some(v) = get("ANTWORT_REASONING_SUMMARY") {
+            self.engine.reasoning_summary = choice("ANTWORT_REASONING_SUMMARY", v)?;
         }
         if let Some(v) = get("ANTWORT_STORAGE") {
             self.storage.kind = choice("ANTWORT_STORAGE", v)?;

@@ -69,13 +69,19 @@ pub async fn build_engine(config: &Config) -> anyhow::Result<Engine> {
         .context("cannot set up the MCP client")?;
     let engine = Engine::new(
         Arc::new(backend),
-        Arc::new(store),
+        antwort_engine::Stores::all(Arc::new(store)),
         EngineConfig {
             default_model: config.engine.default_model.clone(),
             reasoning_event_names: match config.engine.reasoning_events {
-                config::ReasoningEvents::Openresponses => ReasoningEventNames::OpenResponses,
+                config::ReasoningEvents::Auto | config::ReasoningEvents::Openresponses => {
+                    ReasoningEventNames::OpenResponses
+                }
                 config::ReasoningEvents::Openai => ReasoningEventNames::OpenAi,
             },
+            openai_names_for_openai_sdks: config.engine.reasoning_events
+                == config::ReasoningEvents::Auto,
+            always_summarize_reasoning: config.engine.reasoning_summary
+                == config::ReasoningSummaryMode::Always,
             context_window: config.engine.context_window,
             model_context_windows: config
                 .engine

@@ -12,6 +12,7 @@ pub mod mcp;
 pub mod request;
 pub mod response;
 mod serde_util;
+mod stored_form;
 pub mod tools;
 
 pub use content::{
@@ -38,6 +39,7 @@ pub use response::{
     IncompleteDetails, IncompleteReason, InputTokensDetails, Model, ModelList, OutputTokensDetails,
     Response, ResponseError, ResponseObject, ResponseStatus, Usage,
 };
+pub use stored_form::normalize_items;
 pub use tools::{
     FunctionTool, FunctionType, HostedTool, JsonSchemaFormat, ReasoningConfig, ReasoningEffort,
     ReasoningSummary, TextConfig, TextFormat, Tool, ToolChoice, ToolChoiceMode, ToolRef, Verbosity,

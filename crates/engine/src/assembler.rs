@@ -40,6 +40,9 @@ pub struct Assembler {
     next_sequence: u64,
     logprobs: bool,
     reasoning_names: ReasoningEventNames,
+    /// Whether a reasoning item's summary is filled from its text, with the
+    /// summary events streamed beside the text's.
+    summarize_reasoning: bool,
     /// Server-side tools by the name the model calls them.
     routes: Routes,
     /// Server-side calls of this turn whose items wait for their results.
@@ -172,6 +175,7 @@ impl Assembler {
             next_sequence: 0,
             logprobs,
             reasoning_names,
+            summarize_reasoning: false,
             routes: Routes::default(),
             running: Vec::new(),
             pending_lists: Vec::new(),
@@ -181,6 +185,14 @@ impl Assembler {
             turn_usage: None,
             finished: false,
         }
+    }
+
+    /// Fills each reasoning item's summary from its text (a backend of an open
+    /// model gives reasoning text only; clients such as LangChain and the Vercel
+    /// AI SDK show reasoning only from the summary and its events).
+    pub fn summarize_reasoning(mut self, summarize: bool) -> Self {
+        self.summarize_reasoning = summarize;
+        self
     }
 
     /// Sets where the model's tool calls go from now on.
@@ -257,6 +269,19 @@ impl Assembler {
                 },
                 out,
             );
+            if self.summarize_reasoning {
+                self.emit(
+                    EventData::ReasoningSummaryPartAdded {
+                        item_id: id.clone(),
+                        output_index,
+                        summary_index: 0,
+                        part: ReasoningPart::SummaryText {
+                            text: String::new(),
+                        },
+                    },
+                    out,
+                );
+            }
             self.open.push(OpenItem::Reasoning {
                 output_index,
                 id,
@@ -273,6 +298,14 @@ impl Assembler {
         };
         text.push_str(&delta);
         let (item_id, output_index) = (id.clone(), *output_index);
+        let summary = self
+            .summarize_reasoning
+            .then(|| EventData::ReasoningSummaryTextDelta {
+                item_id: item_id.clone(),
+                output_index,
+                summary_index: 0,
+                delta: delta.clone(),
+            });
         let data = match self.reasoning_names {
             ReasoningEventNames::OpenResponses => EventData::ReasoningDelta {
                 item_id,
@@ -288,6 +321,9 @@ impl Assembler {
             },
         };
         self.emit(data, out);
+        if let Some(summary) = summary {
+            self.emit(summary, out);
+        }
     }
 
     /// Makes sure the last open item is a message whose last part is of the wanted
@@ -643,9 +679,32 @@ impl Assembler {
                     },
                     out,
                 );
+                let mut summary = Vec::new();
+                if self.summarize_reasoning {
+                    self.emit(
+                        EventData::ReasoningSummaryTextDone {
+                            item_id: id.clone(),
+                            output_index,
+                            summary_index: 0,
+                            text: text.clone(),
+                        },
+                        out,
+                    );
+                    let part = ReasoningPart::SummaryText { text: text.clone() };
+                    self.emit(
+                        EventData::ReasoningSummaryPartDone {
+                            item_id: id.clone(),
+                            output_index,
+                            summary_index: 0,
+                            part: part.clone(),
+                        },
+                        out,
+                    );
+                    summary.push(part);
+                }
                 let item = Item::Reasoning(ReasoningItem {
                     id: Some(id),
-                    summary: Vec::new(),
+                    summary,
                     content: Some(vec![ReasoningPart::ReasoningText { text }]),
                     encrypted_content: None,
                     status: Some(status),

@@ -7,11 +7,11 @@ use antwort_api::{ApiError, ErrorCode, Item};
 use crate::agent::ApprovedCall;
 use crate::catalog::DeclaredServer;
 use crate::error::store_error;
-use crate::store::{Scope, Store};
+use crate::store::{ConversationStore, ResponseStore, Scope};
 
 /// Every item of the chain that ends with `previous`, oldest first.
 pub async fn load_chain(
-    store: &dyn Store,
+    store: &dyn ResponseStore,
     scope: &Scope,
     previous: &str,
 ) -> Result<Vec<Item>, ApiError> {
@@ -30,7 +30,7 @@ pub async fn load_chain(
 
 /// Every item of a conversation, oldest first.
 pub async fn load_conversation(
-    store: &dyn Store,
+    store: &dyn ConversationStore,
     scope: &Scope,
     conversation: &str,
 ) -> Result<Vec<Item>, ApiError> {
@@ -50,7 +50,7 @@ pub async fn load_conversation(
 /// Replaces each `item_reference` with the stored item it names (one query for
 /// all of them); a reference to nothing is a 400 naming its position.
 pub async fn resolve_references(
-    store: &dyn Store,
+    store: &dyn ResponseStore,
     scope: &Scope,
     input: &mut [Item],
 ) -> Result<(), ApiError> {

@@ -1,18 +1,39 @@
-//! Conversations: creating them and adding items, where ids and checks belong to
-//! the engine; reads and deletes go straight to the store.
+//! Conversations as the API serves them: create, read, update, delete, and their
+//! items, with ids, checks, the stored form of items and the not-found errors
+//! in one place. Handlers call these and never a store.
 
 use std::collections::BTreeMap;
 
-use antwort_api::{ApiError, Conversation, ConversationObject, Input, Item, validate_metadata};
+use antwort_api::{
+    ApiError, Conversation, ConversationObject, ErrorCode, Input, Item, normalize_items,
+    validate_metadata,
+};
 
 use crate::error::store_error;
-use crate::store::{Scope, Store};
-use crate::{clock, ids};
+use crate::store::{ListQuery, Page, Scope};
+use crate::{Engine, clock, ids};
 
 /// The OpenAI API takes at most this many items per call.
 const MAX_ITEMS_PER_CALL: usize = 20;
 
-/// Checks items sent to a conversation and gives them ids.
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::NotFound,
+        format!("Conversation with id '{id}' not found."),
+    )
+    .with_param("conversation_id")
+}
+
+fn item_not_found(item_id: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::NotFound,
+        format!("Item with id '{item_id}' not found."),
+    )
+    .with_param("item_id")
+}
+
+/// Checks items sent to a conversation, gives them ids and puts them in their
+/// stored form.
 fn prepare_items(input: Option<Input>) -> Result<Vec<Item>, ApiError> {
     let mut items = match input {
         None => Vec::new(),
@@ -42,42 +63,150 @@ fn prepare_items(input: Option<Input>) -> Result<Vec<Item>, ApiError> {
         }
     }
     ids::assign_item_ids(&mut items);
+    normalize_items(&mut items);
     Ok(items)
 }
 
-pub async fn create(
-    store: &dyn Store,
-    scope: &Scope,
-    items: Option<Input>,
-    metadata: Option<BTreeMap<String, String>>,
-) -> Result<Conversation, ApiError> {
-    let metadata = metadata.unwrap_or_default();
-    validate_metadata(&metadata)?;
-    let items = prepare_items(items)?;
-    let conversation = Conversation {
-        id: ids::conversation_id(),
-        object: ConversationObject::Conversation,
-        created_at: clock::unix_now(),
-        metadata,
-    };
-    store
-        .create_conversation(scope, &conversation, &items)
-        .await
-        .map_err(store_error)?;
-    Ok(conversation)
-}
+impl Engine {
+    /// `POST /v1/conversations`.
+    pub async fn create_conversation(
+        &self,
+        scope: &Scope,
+        items: Option<Input>,
+        metadata: Option<BTreeMap<String, String>>,
+    ) -> Result<Conversation, ApiError> {
+        let metadata = metadata.unwrap_or_default();
+        validate_metadata(&metadata)?;
+        let items = prepare_items(items)?;
+        let conversation = Conversation {
+            id: ids::conversation_id(),
+            object: ConversationObject::Conversation,
+            created_at: clock::unix_now(),
+            metadata,
+        };
+        self.stores
+            .conversations
+            .create_conversation(scope, &conversation, &items)
+            .await
+            .map_err(store_error)?;
+        Ok(conversation)
+    }
 
-/// Adds items; `None` when the conversation does not exist.
-pub async fn add_items(
-    store: &dyn Store,
-    scope: &Scope,
-    id: &str,
-    items: Input,
-) -> Result<Option<Vec<Item>>, ApiError> {
-    let items = prepare_items(Some(items))?;
-    let added = store
-        .add_conversation_items(scope, id, &items)
-        .await
-        .map_err(store_error)?;
-    Ok(added.then_some(items))
+    /// `GET /v1/conversations/{id}`.
+    pub async fn get_conversation(
+        &self,
+        scope: &Scope,
+        id: &str,
+    ) -> Result<Conversation, ApiError> {
+        self.stores
+            .conversations
+            .get_conversation(scope, id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| not_found(id))
+    }
+
+    /// `POST /v1/conversations/{id}`: replaces the metadata.
+    pub async fn update_conversation(
+        &self,
+        scope: &Scope,
+        id: &str,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<Conversation, ApiError> {
+        validate_metadata(metadata)?;
+        self.stores
+            .conversations
+            .update_conversation(scope, id, metadata)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| not_found(id))
+    }
+
+    /// `DELETE /v1/conversations/{id}`.
+    pub async fn delete_conversation(&self, scope: &Scope, id: &str) -> Result<(), ApiError> {
+        let deleted = self
+            .stores
+            .conversations
+            .delete_conversation(scope, id)
+            .await
+            .map_err(store_error)?;
+        if deleted { Ok(()) } else { Err(not_found(id)) }
+    }
+
+    /// `POST /v1/conversations/{id}/items`: the items as added.
+    pub async fn add_conversation_items(
+        &self,
+        scope: &Scope,
+        id: &str,
+        items: Input,
+    ) -> Result<Vec<Item>, ApiError> {
+        let items = prepare_items(Some(items))?;
+        let added = self
+            .stores
+            .conversations
+            .add_conversation_items(scope, id, &items)
+            .await
+            .map_err(store_error)?;
+        if added { Ok(items) } else { Err(not_found(id)) }
+    }
+
+    /// `GET /v1/conversations/{id}/items`, in the stored form.
+    pub async fn list_conversation_items(
+        &self,
+        scope: &Scope,
+        id: &str,
+        query: &ListQuery,
+    ) -> Result<Page<Item>, ApiError> {
+        let mut page = self
+            .stores
+            .conversations
+            .list_conversation_items(scope, id, query)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| not_found(id))?;
+        normalize_items(&mut page.data);
+        Ok(page)
+    }
+
+    /// `GET /v1/conversations/{id}/items/{item_id}`, in the stored form.
+    pub async fn get_conversation_item(
+        &self,
+        scope: &Scope,
+        id: &str,
+        item_id: &str,
+    ) -> Result<Item, ApiError> {
+        // A missing conversation and a missing item are different answers.
+        self.get_conversation(scope, id).await?;
+        let mut item = self
+            .stores
+            .conversations
+            .get_conversation_item(scope, id, item_id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| item_not_found(item_id))?;
+        item.normalize();
+        Ok(item)
+    }
+
+    /// `DELETE /v1/conversations/{id}/items/{item_id}`: answers with the
+    /// conversation, as the OpenAI API does.
+    pub async fn delete_conversation_item(
+        &self,
+        scope: &Scope,
+        id: &str,
+        item_id: &str,
+    ) -> Result<Conversation, ApiError> {
+        let conversation = self.get_conversation(scope, id).await?;
+        let deleted = self
+            .stores
+            .conversations
+            .delete_conversation_item(scope, id, item_id)
+            .await
+            .map_err(store_error)?;
+        if deleted {
+            Ok(conversation)
+        } else {
+            Err(item_not_found(item_id))
+        }
+    }
 }

@@ -20,6 +20,7 @@ pub mod model;
 pub mod prepare;
 pub mod replay;
 pub mod store;
+mod stored;
 pub mod stream;
 pub mod tasks;
 pub mod tokens;
@@ -34,15 +35,31 @@ pub use mcp::McpConnector;
 pub use model::{
     Backend, BackendError, FinishReason, ModelEvent, ModelRequest, ModelStream, ModelToolChoice,
 };
-pub use store::{Scope, Store};
+pub use store::{ConversationStore, ResponseStore, Scope, StoreHealth, Stores};
 pub use stream::ResponseStream;
+
+/// What a client says about itself, where that changes what it is sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientHints {
+    /// The client is one of the official OpenAI SDKs (it sent `x-stainless-*`
+    /// headers), whose stream helpers know only OpenAI's event names.
+    pub openai_sdk: bool,
+}
 
 /// Settings of the engine itself.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Used when a request names no model.
     pub default_model: Option<String>,
+    /// Names of the reasoning text events.
     pub reasoning_event_names: ReasoningEventNames,
+    /// When set (`reasoning_events: auto`), clients that identify as the OpenAI
+    /// SDKs get OpenAI's names whatever `reasoning_event_names` says.
+    pub openai_names_for_openai_sdks: bool,
+    /// Fill a reasoning item's summary from its text for every request, not only
+    /// for those that ask for `reasoning.summary` (the Vercel AI SDK asks only
+    /// for OpenAI model ids, and shows reasoning only from summaries).
+    pub always_summarize_reasoning: bool,
     /// Context window, in tokens, of models not listed in `model_context_windows`.
     pub context_window: u64,
     pub model_context_windows: std::collections::HashMap<String, u64>,
@@ -66,6 +83,8 @@ impl Default for EngineConfig {
         Self {
             default_model: None,
             reasoning_event_names: ReasoningEventNames::default(),
+            openai_names_for_openai_sdks: true,
+            always_summarize_reasoning: false,
             context_window: DEFAULT_CONTEXT_WINDOW,
             model_context_windows: std::collections::HashMap::new(),
             max_turns: DEFAULT_MAX_TURNS,
@@ -147,7 +166,7 @@ impl Events {
 #[derive(Clone)]
 pub struct Engine {
     backend: Arc<dyn Backend>,
-    store: Arc<dyn Store>,
+    stores: Stores,
     mcp: Arc<dyn McpConnector>,
     config: Arc<EngineConfig>,
     /// Detached work (stored responses whose client may be gone), awaited on shutdown.
@@ -155,10 +174,10 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(backend: Arc<dyn Backend>, store: Arc<dyn Store>, config: EngineConfig) -> Self {
+    pub fn new(backend: Arc<dyn Backend>, stores: Stores, config: EngineConfig) -> Self {
         Self {
             backend,
-            store,
+            stores,
             mcp: Arc::new(mcp::NoMcp),
             config: Arc::new(config),
             tasks: tokio_util::task::TaskTracker::new(),
@@ -194,17 +213,22 @@ impl Engine {
             clock::unix_now(),
         )?;
         let mut own_input = std::mem::take(&mut plan.model_request.input);
-        context::resolve_references(&*self.store, scope, &mut own_input).await?;
+        context::resolve_references(&*self.stores.responses, scope, &mut own_input).await?;
         ids::assign_item_ids(&mut own_input);
         let mut input = match (&plan.previous_response_id, &plan.conversation_id) {
-            (Some(previous), _) => context::load_chain(&*self.store, scope, previous).await?,
+            (Some(previous), _) => {
+                context::load_chain(&*self.stores.responses, scope, previous).await?
+            }
             (None, Some(conversation)) => {
-                context::load_conversation(&*self.store, scope, conversation).await?
+                context::load_conversation(&*self.stores.conversations, scope, conversation).await?
             }
             (None, None) => Vec::new(),
         };
         let replayed = input.len();
         input.extend(own_input.iter().cloned());
+        // What is stored is the form the OpenAI API returns; the model gets the
+        // items as sent.
+        antwort_api::normalize_items(&mut own_input);
         context::check_call_outputs(&input, replayed)?;
         context::known_tool_lists(&input, &mut plan.servers);
         let approved = context::approved_calls(&input, replayed, &plan.servers)?;
@@ -254,13 +278,25 @@ impl Engine {
         Ok(items + tokens::count_fixed(request.instructions.as_deref(), &request.tools))
     }
 
-    /// Validates the request and starts generation. Errors returned here happened
-    /// before the first byte and are the client's HTTP status; later failures arrive
-    /// as events in the stream.
+    /// Validates the request and starts generation, for a client that said
+    /// nothing about itself. See [`Engine::create_for`].
     pub async fn create(
         &self,
         scope: &Scope,
         request: CreateResponseRequest,
+    ) -> Result<Started, ApiError> {
+        self.create_for(scope, request, ClientHints::default())
+            .await
+    }
+
+    /// Validates the request and starts generation. Errors returned here happened
+    /// before the first byte and are the client's HTTP status; later failures arrive
+    /// as events in the stream.
+    pub async fn create_for(
+        &self,
+        scope: &Scope,
+        request: CreateResponseRequest,
+        client: ClientHints,
     ) -> Result<Started, ApiError> {
         let Turn {
             plan,
@@ -292,12 +328,23 @@ impl Engine {
         // finishes without its client.
         let store = plan.response.store || plan.conversation_id.is_some();
         let persist = store.then(|| stream::Persist {
-            store: self.store.clone(),
+            store: self.stores.responses.clone(),
             scope: scope.clone(),
             input: own_input,
             conversation_id: plan.conversation_id.clone(),
         });
         let response_id = plan.response.id.clone();
+        let reasoning_names = if client.openai_sdk && self.config.openai_names_for_openai_sdks {
+            ReasoningEventNames::OpenAi
+        } else {
+            self.config.reasoning_event_names
+        };
+        let summarize = self.config.always_summarize_reasoning
+            || plan
+                .response
+                .reasoning
+                .as_ref()
+                .is_some_and(|reasoning| reasoning.summary.is_some());
         let limits = agent::Limits {
             max_tool_calls: plan.response.max_tool_calls,
             max_turns: self.config.max_turns,
@@ -305,11 +352,8 @@ impl Engine {
             context_window: self.config.context_window(&plan.model_request.model),
         };
         let run = agent::Run {
-            assembler: Assembler::new(
-                plan.response,
-                plan.logprobs,
-                self.config.reasoning_event_names,
-            ),
+            assembler: Assembler::new(plan.response, plan.logprobs, reasoning_names)
+                .summarize_reasoning(summarize),
             request: plan.model_request,
             first,
             backend: self.backend.clone(),
@@ -339,15 +383,14 @@ impl Engine {
 
     /// Checks the backend and the store.
     pub async fn check_ready(&self) -> Result<(), ApiError> {
-        self.store.check_ready().await.map_err(error::store_error)?;
+        self.stores
+            .health
+            .check_ready()
+            .await
+            .map_err(error::store_error)?;
         self.backend
             .check_ready()
             .await
             .map_err(error::backend_error)
-    }
-
-    /// The store, for the read and delete endpoints.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
     }
 }

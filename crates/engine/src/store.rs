@@ -1,6 +1,9 @@
 //! The seam between the engine and durable state: what the engine needs stored and
-//! read back, in API types. Implementations (SQLite, PostgreSQL) live in the `store`
-//! crate and pass one shared test suite.
+//! read back, in API types, one trait per aggregate ([`ResponseStore`],
+//! [`ConversationStore`]; files, vector stores, keys, jobs and event logs join as
+//! traits of their own), so that a fake implements only what its test uses.
+//! [`Stores`] bundles them for the engine. Implementations (SQLite, PostgreSQL)
+//! live in the `store` crate and pass one shared test suite.
 //!
 //! Every call carries a [`Scope`]: the tenant and owner a stored object belongs to.
 //! Until authentication exists, every request has the default scope; isolation is
@@ -9,6 +12,8 @@
 use std::collections::BTreeMap;
 
 use antwort_api::{Conversation, Item, Response};
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 /// Who a stored object belongs to.
@@ -76,9 +81,13 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// Responses: saved when they finish, read back, listed, deleted, and replayed as
+/// the context of the next one.
 #[async_trait]
-pub trait Store: Send + Sync {
-    /// Inserts or replaces a response and its input items, atomically.
+pub trait ResponseStore: Send + Sync {
+    /// Inserts or replaces a response and its input items, atomically; when the
+    /// record names a conversation, its input and output join that conversation
+    /// in the same transaction.
     async fn save_response(&self, scope: &Scope, record: StoredResponse) -> Result<(), StoreError>;
 
     async fn get_response(&self, scope: &Scope, id: &str) -> Result<Option<Response>, StoreError>;
@@ -113,7 +122,11 @@ pub trait Store: Send + Sync {
     /// Stored items (input or output of any response in this scope) by id; ids that
     /// match nothing are left out.
     async fn get_items(&self, scope: &Scope, ids: &[String]) -> Result<Vec<Item>, StoreError>;
+}
 
+/// Conversations and their items, in the order they were added.
+#[async_trait]
+pub trait ConversationStore: Send + Sync {
     /// Creates a conversation with its first items.
     async fn create_conversation(
         &self,
@@ -177,7 +190,129 @@ pub trait Store: Send + Sync {
         scope: &Scope,
         id: &str,
     ) -> Result<Option<Vec<Item>>, StoreError>;
+}
 
-    /// Succeeds when the store answers.
+/// Whether the database answers, for `/readyz`.
+#[async_trait]
+pub trait StoreHealth: Send + Sync {
     async fn check_ready(&self) -> Result<(), StoreError>;
+}
+
+/// The stores the engine works with, one per aggregate.
+#[derive(Clone)]
+pub struct Stores {
+    pub responses: Arc<dyn ResponseStore>,
+    pub conversations: Arc<dyn ConversationStore>,
+    pub health: Arc<dyn StoreHealth>,
+}
+
+impl Stores {
+    /// One implementation serving every aggregate (the SQL stores).
+    pub fn all<S>(store: Arc<S>) -> Self
+    where
+        S: ResponseStore + ConversationStore + StoreHealth + 'static,
+    {
+        Self {
+            responses: store.clone(),
+            conversations: store.clone(),
+            health: store,
+        }
+    }
+
+    /// Responses only: conversations are unavailable and the store is taken to
+    /// be ready. For tests whose fake knows responses and nothing else.
+    pub fn responses_only(responses: Arc<dyn ResponseStore>) -> Self {
+        Self {
+            responses,
+            conversations: Arc::new(NoConversations),
+            health: Arc::new(NoConversations),
+        }
+    }
+}
+
+/// Stands in for the conversation store where there is none.
+struct NoConversations;
+
+fn no_conversations() -> StoreError {
+    StoreError::Unavailable("this deployment keeps no conversations".to_owned())
+}
+
+#[async_trait]
+impl StoreHealth for NoConversations {
+    async fn check_ready(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ConversationStore for NoConversations {
+    async fn create_conversation(
+        &self,
+        _: &Scope,
+        _: &Conversation,
+        _: &[Item],
+    ) -> Result<(), StoreError> {
+        Err(no_conversations())
+    }
+
+    async fn get_conversation(
+        &self,
+        _: &Scope,
+        _: &str,
+    ) -> Result<Option<Conversation>, StoreError> {
+        Err(no_conversations())
+    }
+
+    async fn update_conversation(
+        &self,
+        _: &Scope,
+        _: &str,
+        _: &BTreeMap<String, String>,
+    ) -> Result<Option<Conversation>, StoreError> {
+        Err(no_conversations())
+    }
+
+    async fn delete_conversation(&self, _: &Scope, _: &str) -> Result<bool, StoreError> {
+        Err(no_conversations())
+    }
+
+    async fn add_conversation_items(
+        &self,
+        _: &Scope,
+        _: &str,
+        _: &[Item],
+    ) -> Result<bool, StoreError> {
+        Err(no_conversations())
+    }
+
+    async fn list_conversation_items(
+        &self,
+        _: &Scope,
+        _: &str,
+        _: &ListQuery,
+    ) -> Result<Option<Page<Item>>, StoreError> {
+        Err(no_conversations())
+    }
+
+    async fn get_conversation_item(
+        &self,
+        _: &Scope,
+        _: &str,
+        _: &str,
+    ) -> Result<Option<Item>, StoreError> {
+        Err(no_conversations())
+    }
+
+    async fn delete_conversation_item(
+        &self,
+        _: &Scope,
+        _: &str,
+        _: &str,
+    ) -> Result<bool, StoreError> {
+        Err(no_conversations())
+    }
+
+    async fn load_conversation(&self, _: &Scope, _: &str) -> Result<Option<Vec<Item>>, StoreError> {
+        Err(no_conversations())
+    }
 }

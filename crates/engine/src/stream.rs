@@ -18,11 +18,11 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, StreamExt};
 use tokio::sync::mpsc;
 
-use crate::store::{Scope, Store, StoreError, StoredResponse};
+use crate::store::{ResponseStore, Scope, StoreError, StoredResponse};
 
 /// Where and what to save when the response ends.
 pub(crate) struct Persist {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn ResponseStore>,
     pub scope: Scope,
     /// The request's own input items (with ids), not the replayed chain.
     pub input: Vec<Item>,

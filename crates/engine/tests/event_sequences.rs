@@ -13,7 +13,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use antwort_api::{CreateResponseRequest, LogProb, Model, Usage};
-use antwort_engine::store::{ListQuery, Page, Scope, Store, StoreError, StoredResponse};
+use antwort_engine::store::{
+    ListQuery, Page, ResponseStore, Scope, StoreError, StoredResponse, Stores,
+};
 use antwort_engine::{
     Backend, BackendError, Engine, EngineConfig, FinishReason, ModelEvent, ModelRequest,
     ModelStream, ReasoningEventNames,
@@ -53,7 +55,7 @@ struct RecordingStore {
 }
 
 #[async_trait]
-impl Store for RecordingStore {
+impl ResponseStore for RecordingStore {
     async fn save_response(&self, _: &Scope, record: StoredResponse) -> Result<(), StoreError> {
         self.saved.lock().unwrap().push(record);
         Ok(())
@@ -100,74 +102,6 @@ impl Store for RecordingStore {
     ) -> Result<Vec<antwort_api::Item>, StoreError> {
         Ok(Vec::new())
     }
-    async fn create_conversation(
-        &self,
-        _: &Scope,
-        _: &antwort_api::Conversation,
-        _: &[antwort_api::Item],
-    ) -> Result<(), StoreError> {
-        Ok(())
-    }
-    async fn get_conversation(
-        &self,
-        _: &Scope,
-        _: &str,
-    ) -> Result<Option<antwort_api::Conversation>, StoreError> {
-        Ok(None)
-    }
-    async fn update_conversation(
-        &self,
-        _: &Scope,
-        _: &str,
-        _: &std::collections::BTreeMap<String, String>,
-    ) -> Result<Option<antwort_api::Conversation>, StoreError> {
-        Ok(None)
-    }
-    async fn delete_conversation(&self, _: &Scope, _: &str) -> Result<bool, StoreError> {
-        Ok(false)
-    }
-    async fn add_conversation_items(
-        &self,
-        _: &Scope,
-        _: &str,
-        _: &[antwort_api::Item],
-    ) -> Result<bool, StoreError> {
-        Ok(false)
-    }
-    async fn list_conversation_items(
-        &self,
-        _: &Scope,
-        _: &str,
-        _: &ListQuery,
-    ) -> Result<Option<Page<antwort_api::Item>>, StoreError> {
-        Ok(None)
-    }
-    async fn get_conversation_item(
-        &self,
-        _: &Scope,
-        _: &str,
-        _: &str,
-    ) -> Result<Option<antwort_api::Item>, StoreError> {
-        Ok(None)
-    }
-    async fn delete_conversation_item(
-        &self,
-        _: &Scope,
-        _: &str,
-        _: &str,
-    ) -> Result<bool, StoreError> {
-        Ok(false)
-    }
-    async fn load_conversation(
-        &self,
-        _: &Scope,
-        _: &str,
-    ) -> Result<Option<Vec<antwort_api::Item>>, StoreError> {
-        Ok(None)
-    }
-    async fn check_ready(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
 }
 
 fn text(t: &str) -> Result<ModelEvent, BackendError> {
@@ -202,7 +136,7 @@ async fn run_with(
     let store = Arc::new(RecordingStore::default());
     let engine = Engine::new(
         backend,
-        store.clone(),
+        Stores::responses_only(store.clone()),
         EngineConfig {
             default_model: Some("test-model".into()),
             reasoning_event_names: names,

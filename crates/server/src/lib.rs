@@ -5,6 +5,7 @@
 
 mod body;
 mod error;
+mod extract;
 pub mod routes;
 mod sse;
 
@@ -115,7 +116,7 @@ fn router(engine: Engine, config: ServerConfig) -> Router {
         .route("/readyz", get(routes::health::readyz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        // Handlers read bodies through `body::read_body`, whose 413 has the OpenAI shape.
+        // Handlers read bodies through `extract::JsonBody`, whose 413 has the OpenAI shape.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }

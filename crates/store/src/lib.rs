@@ -1,21 +1,28 @@
-//! Durable state: the engine's [`Store`](antwort_engine::store::Store) on SQLite
+//! Durable state: the engine's stores ([`ResponseStore`], [`ConversationStore`])
+//! on SQLite
 //! (the embedded default: one local file, WAL, created on first start) and on
 //! PostgreSQL (a connection pool shared by any number of replicas).
 //!
-//! Both run the same SQL (placeholders are `$N`, which both accept); what differs
-//! by dialect is small and lives beside the query that needs it. Reads and
-//! conversation edits go through sqlx's `Any` driver; finished responses are
-//! saved by one group-committing writer per store (`writer.rs`), which on
-//! SQLite is a thread with its own rusqlite connection. Migrations are
-//! versioned files embedded in the binary and run at start.
+//! Both run the same SQL (placeholders are `$N`, which both accept) through
+//! each dialect's own sqlx driver (`db.rs`); what differs by dialect is small
+//! and lives beside the query that needs it. Finished responses are saved by
+//! one group-committing writer per store (`writer.rs`), which on SQLite is a
+//! thread with its own rusqlite connection. Migrations are versioned files
+//! embedded in the binary and run at start.
 
+mod conversations;
+mod db;
 mod migrations;
 mod record;
+mod responses;
 mod sql;
 mod writer;
 
 use antwort_engine::store::StoreError;
 pub use sql::SqlStore;
+
+#[cfg(doc)]
+use antwort_engine::store::{ConversationStore, ResponseStore};
 
 /// Which database, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -56,6 +56,45 @@ pub(crate) struct Statement {
     pub binds: Vec<Value>,
 }
 
+impl Statement {
+    pub(crate) fn new(sql: impl Into<Cow<'static, str>>, binds: Vec<Value>) -> Self {
+        Self {
+            sql: sql.into(),
+            binds,
+        }
+    }
+}
+
+impl Value {
+    /// The text of a text column; anything else is corrupt data.
+    pub(crate) fn into_text(self) -> Result<String, StoreError> {
+        match self {
+            Value::Text(text) => Ok(text),
+            other => Err(StoreError::Corrupt(format!(
+                "expected text, found {other:?}"
+            ))),
+        }
+    }
+
+    /// The text of a nullable text column.
+    pub(crate) fn into_optional_text(self) -> Result<Option<String>, StoreError> {
+        match self {
+            Value::Null => Ok(None),
+            other => other.into_text().map(Some),
+        }
+    }
+
+    /// The number of an integer column.
+    pub(crate) fn into_int(self) -> Result<i64, StoreError> {
+        match self {
+            Value::Int(number) => Ok(number),
+            other => Err(StoreError::Corrupt(format!(
+                "expected an integer, found {other:?}"
+            ))),
+        }
+    }
+}
+
 pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|error| StoreError::Corrupt(error.to_string()))
 }

@@ -19,9 +19,10 @@ use std::sync::mpsc::{Receiver, SyncSender};
 use std::time::Duration;
 
 use antwort_engine::store::{Scope, StoreError, StoredResponse};
-use sqlx::AnyPool;
+use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::db::Db;
 use crate::record::{self, Statement, Value};
 
 /// The most records one transaction takes.
@@ -59,9 +60,9 @@ pub(crate) struct Writer {
 impl Writer {
     /// Starts a task on the current runtime that writes through `pool`; it ends
     /// when the last `Writer` is dropped.
-    pub(crate) fn spawn_pool(pool: AnyPool) -> Self {
+    pub(crate) fn spawn_postgres(pool: PgPool) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        antwort_engine::tasks::spawn(run_pool(pool, queue));
+        antwort_engine::tasks::spawn(run_pool(Db::Postgres(pool), queue));
         Self { jobs }
     }
 
@@ -155,7 +156,7 @@ fn batch_statements(batch: &[Job]) -> Result<Vec<Statement>, StoreError> {
     Ok(statements)
 }
 
-async fn run_pool(pool: AnyPool, mut queue: mpsc::Receiver<Job>) {
+async fn run_pool(pool: Db, mut queue: mpsc::Receiver<Job>) {
     while let Some(first) = queue.recv().await {
         let batch = gather(first, &mut queue);
         let result = write_pool(&pool, &batch).await;
@@ -167,11 +168,9 @@ async fn run_pool(pool: AnyPool, mut queue: mpsc::Receiver<Job>) {
 }
 
 /// Writes `batch` in one transaction of the pool.
-async fn write_pool(pool: &AnyPool, batch: &[Job]) -> Result<(), StoreError> {
+async fn write_pool(pool: &Db, batch: &[Job]) -> Result<(), StoreError> {
     let statements = batch_statements(batch)?;
-    let mut tx = pool.begin().await.map_err(crate::sql::unavailable)?;
-    crate::sql::execute(&mut tx, &statements).await?;
-    tx.commit().await.map_err(crate::sql::unavailable)
+    pool.transaction(&statements).await.map(|_| ())
 }
 
 fn open_sqlite(target: &str) -> rusqlite::Result<rusqlite::Connection> {
@@ -181,7 +180,7 @@ fn open_sqlite(target: &str) -> rusqlite::Result<rusqlite::Connection> {
         | OpenFlags::SQLITE_OPEN_URI
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let connection = rusqlite::Connection::open_with_flags(target, flags)?;
-    // The same settings as the pool's connections (see sql.rs); WAL is a
+    // The same settings as the pool's connections (see `sqlite_pool` in sql.rs); WAL is a
     // property of the file and already set for a file store.
     connection.pragma_update(None, "synchronous", "NORMAL")?;
     connection.busy_timeout(Duration::from_secs(10))?;

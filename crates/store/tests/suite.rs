@@ -20,7 +20,9 @@ use antwort_api::{
     Item, MessageContent, MessageItem, Response, ResponseObject, ResponseStatus, Role, ServiceTier,
     TextConfig, ToolChoice, Truncation,
 };
-use antwort_engine::store::{ListQuery, Order, Scope, Store, StoredResponse};
+use antwort_engine::store::{
+    ConversationStore, ListQuery, Order, ResponseStore, Scope, StoreHealth, StoredResponse,
+};
 use antwort_store::{SqlStore, StoreConfig};
 
 async fn stores() -> Vec<(&'static str, SqlStore)> {

@@ -260,11 +260,22 @@ def test_reasoning_before_the_message(client):
 
 
 def test_reasoning_streamed(client):
+    # The SDK identifies itself (x-stainless-* headers), so it gets OpenAI's names.
     types = [event.type for event in stream_events(client, model="mock-reasoning", input="why?")]
-    assert "response.reasoning.delta" in types
-    done = types.index("response.reasoning.done")
-    assert types.index("response.reasoning.delta") < done < types.index("response.output_text.delta")
+    assert "response.reasoning_text.delta" in types
+    done = types.index("response.reasoning_text.done")
+    assert types.index("response.reasoning_text.delta") < done < types.index("response.output_text.delta")
     assert types[-1] == "response.completed"
+
+
+def test_reasoning_summary_when_asked(client):
+    # Open models give reasoning text only; a requested summary is filled from it,
+    # as LangChain and the Vercel AI SDK read it.
+    response = client.responses.create(model="mock-reasoning", input="why?", reasoning={"summary": "auto"})
+    assert response.output[0].summary[0].text == response.output[0].content[0].text
+    events = stream_events(client, model="mock-reasoning", input="why?", reasoning={"summary": "auto"})
+    summary = "".join(e.delta for e in events if e.type == "response.reasoning_summary_text.delta")
+    assert summary and summary == response.output[0].summary[0].text
 
 
 def test_refusal(client):

@@ -78,7 +78,12 @@ async fn conversation_lifecycle() {
         .map(|i| &i["content"])
         .collect();
     assert_eq!(contents.len(), 2);
-    assert_eq!(contents[0], "hello");
+    // Returned as the OpenAI API returns it, whatever shorthand was sent.
+    assert_eq!(
+        contents[0],
+        &json!([{"type": "input_text", "text": "hello"}])
+    );
+    assert_eq!(items["data"][0]["status"], "completed");
 
     let (status, item) = send(
         &gateway,

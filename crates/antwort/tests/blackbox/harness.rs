@@ -109,14 +109,18 @@ impl Gateway {
     }
 
     /// A streaming create; every event is checked against the grammar and the schema.
-    pub async fn stream(&self, mut body: Value) -> Sse {
+    pub async fn stream(&self, body: Value) -> Sse {
+        self.stream_with_headers(body, &[]).await
+    }
+
+    /// [`Gateway::stream`] with request headers (a client identifying itself).
+    pub async fn stream_with_headers(&self, mut body: Value, headers: &[(&str, &str)]) -> Sse {
         body["stream"] = json!(true);
-        let response = client()
-            .post(format!("{}/v1/responses", self.url))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let mut request = client().post(format!("{}/v1/responses", self.url));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.json(&body).send().await.unwrap();
         assert_eq!(response.status(), 200);
         assert!(
             response.headers()["content-type"]
@@ -262,6 +266,7 @@ impl Sse {
         let output = self.final_response()["output"].as_array().unwrap().clone();
         let mut text_deltas: HashMap<(String, u64), String> = HashMap::new();
         let mut argument_deltas: HashMap<String, String> = HashMap::new();
+        let mut summary_deltas: HashMap<String, String> = HashMap::new();
         let mut added = Vec::new();
         for (index, (name, event)) in self.events.iter().enumerate() {
             assert_eq!(
@@ -289,15 +294,35 @@ impl Sse {
                         "output_index is the final position"
                     );
                 }
+                "response.reasoning_summary_text.delta" => {
+                    summary_deltas
+                        .entry(event["item_id"].as_str().unwrap().to_owned())
+                        .or_default()
+                        .push_str(event["delta"].as_str().unwrap());
+                }
+                "response.reasoning_summary_text.done" => {
+                    let all = summary_deltas
+                        .get(event["item_id"].as_str().unwrap())
+                        .cloned()
+                        .unwrap_or_default();
+                    assert_eq!(
+                        event["text"],
+                        all.as_str(),
+                        "summary .done carries the text"
+                    );
+                }
                 "response.output_text.delta"
                 | "response.reasoning.delta"
+                | "response.reasoning_text.delta"
                 | "response.refusal.delta" => {
                     text_deltas
                         .entry(item_key())
                         .or_default()
                         .push_str(event["delta"].as_str().unwrap());
                 }
-                "response.output_text.done" | "response.reasoning.done" => {
+                "response.output_text.done"
+                | "response.reasoning.done"
+                | "response.reasoning_text.done" => {
                     let all = text_deltas.get(&item_key()).cloned().unwrap_or_default();
                     assert_eq!(
                         event["text"],
@@ -502,6 +527,18 @@ fn add_openai_mcp_schemas(document: &mut Value) {
             "McpCallArgumentsDone",
             "response.mcp_call_arguments.done",
             json!({"arguments": {"type": "string"}}),
+        ),
+        // OpenAI's names for the reasoning text events, which the OpenAI SDKs
+        // get (OpenResponses names them `response.reasoning.*`).
+        (
+            "OpenAiReasoningTextDelta",
+            "response.reasoning_text.delta",
+            json!({"content_index": {"type": "integer"}, "delta": {"type": "string"}}),
+        ),
+        (
+            "OpenAiReasoningTextDone",
+            "response.reasoning_text.done",
+            json!({"content_index": {"type": "integer"}, "text": {"type": "string"}}),
         ),
     ];
     for (name, kind, extra) in events {

@@ -152,7 +152,13 @@ async fn input_items_are_listed_with_ids() {
     assert_eq!(items.status, 200);
     let data = items.body["data"].as_array().unwrap();
     assert_eq!(data.len(), 2);
-    assert_eq!(data[0]["content"], "a");
+    // The shorthand a client sent comes back normalised, as OpenAI returns it.
+    assert_eq!(
+        data[0]["content"],
+        json!([{"type": "input_text", "text": "a"}])
+    );
+    assert_eq!(data[0]["type"], "message");
+    assert_eq!(data[0]["status"], "completed");
     assert!(data[0]["id"].as_str().unwrap().starts_with("msg_"));
     assert_eq!(items.body["first_id"], data[0]["id"]);
     let missing = gateway.get("/v1/responses/resp_nope/input_items").await;

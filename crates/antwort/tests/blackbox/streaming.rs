@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 
-use crate::harness::{Gateway, Sse, output_text, spec, start};
+use crate::harness::{Gateway, Sse, output_text, spec, start, start_with};
 
 #[tokio::test]
 async fn text_stream_with_usage_sent_after_the_finish_chunk() {
@@ -61,6 +61,78 @@ async fn reasoning_events_can_use_openai_names() {
     assert!(response.contains("event: response.reasoning_text.delta"));
     assert!(response.contains("event: response.reasoning_text.done"));
     assert!(!response.contains("event: response.reasoning.delta"));
+}
+
+#[tokio::test]
+async fn clients_that_identify_as_the_openai_sdks_get_openai_names_by_default() {
+    let gateway = start().await;
+    let sse = gateway
+        .stream_with_headers(
+            json!({"model": "mock-reasoning", "input": "why"}),
+            &[
+                ("x-stainless-lang", "js"),
+                ("x-stainless-package-version", "6.9.0"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        sse.of_type("response.reasoning_text.done")[0]["text"],
+        "Thinking about: why"
+    );
+    assert!(sse.of_type("response.reasoning.delta").is_empty());
+}
+
+#[tokio::test]
+async fn a_requested_summary_is_filled_from_the_reasoning_text() {
+    let gateway = start().await;
+    let sse = gateway
+        .stream(
+            json!({"model": "mock-reasoning", "input": "why", "reasoning": {"summary": "auto"}}),
+        )
+        .await;
+    let reasoning = &sse.final_response()["output"][0];
+    assert_eq!(
+        reasoning["summary"],
+        json!([{"type": "summary_text", "text": "Thinking about: why"}])
+    );
+    assert_eq!(
+        reasoning["content"],
+        json!([{"type": "reasoning_text", "text": "Thinking about: why"}]),
+        "the text stays where OpenResponses clients read it"
+    );
+    let deltas: String = sse
+        .of_type("response.reasoning_summary_text.delta")
+        .iter()
+        .map(|event| event["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(deltas, "Thinking about: why");
+    assert_eq!(
+        sse.of_type("response.reasoning_summary_part.added").len(),
+        1
+    );
+    assert_eq!(
+        sse.of_type("response.reasoning_summary_part.done")[0]["part"],
+        json!({"type": "summary_text", "text": "Thinking about: why"})
+    );
+    let unasked = gateway
+        .create(json!({"model": "mock-reasoning", "input": "why"}))
+        .await;
+    assert_eq!(unasked["output"][0]["summary"], json!([]));
+}
+
+#[tokio::test]
+async fn reasoning_summary_always_fills_it_unasked() {
+    let gateway = start_with(|config| {
+        config.engine.reasoning_summary = antwort::config::ReasoningSummaryMode::Always;
+    })
+    .await;
+    let response = gateway
+        .create(json!({"model": "mock-reasoning", "input": "why"}))
+        .await;
+    assert_eq!(
+        response["output"][0]["summary"][0]["text"],
+        "Thinking about: why"
+    );
 }
 
 async fn start_with_openai_names() -> Gateway {

@@ -123,7 +123,7 @@ async fn drive(
     let mcp = Arc::new(FakeMcp::default());
     let engine = Engine::new(
         backend.clone(),
-        Arc::new(RecordingStore::default()),
+        Stores::responses_only(Arc::new(RecordingStore::default())),
         EngineConfig {
             default_model: Some("test-model".into()),
             ..config
@@ -359,7 +359,7 @@ async fn an_answer_to_no_request_is_a_400() {
     });
     let engine = Engine::new(
         backend,
-        Arc::new(RecordingStore::default()),
+        Stores::responses_only(Arc::new(RecordingStore::default())),
         EngineConfig {
             default_model: Some("m".into()),
             ..EngineConfig::default()

@@ -1,25 +1,29 @@
 //! `POST /v1/responses`: parse at the edge, start the engine, and hand the one event
 //! stream to the view the client asked for (SSE, or the final JSON object).
 
-use antwort_api::{ApiError, CreateResponseRequest, ErrorCode, ResponseStatus};
-use antwort_engine::Scope;
-use axum::body::Body;
+use antwort_api::{ApiError, CompactRequest, CreateResponseRequest, ErrorCode, ResponseStatus};
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
 use crate::error::HttpError;
+use crate::extract::{Caller, JsonBody};
 use crate::sse::sse_response;
 
 /// Header naming the hosted tools a request listed that were not offered to the model.
 pub const SKIPPED_TOOLS_HEADER: &str = "x-antwort-skipped-tools";
 
-pub async fn create(State(state): State<AppState>, body: Body) -> Result<Response, HttpError> {
-    let body = crate::body::read_body(body, state.config.max_body_bytes).await?;
-    let request = CreateResponseRequest::from_json(&body)?;
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(request): JsonBody<CreateResponseRequest>,
+) -> Result<Response, HttpError> {
     let stream = request.stream.unwrap_or(false);
-    let started = state.engine.create(&Scope::default(), request).await?;
+    let started = state
+        .engine
+        .create_for(&caller.scope, request, caller.client)
+        .await?;
     let skipped = started.skipped_tools.join(",");
     let events = started.events();
     let mut response = if stream {
@@ -53,13 +57,12 @@ pub async fn create(State(state): State<AppState>, body: Body) -> Result<Respons
 /// `POST /v1/responses/input_tokens`: the input tokens the same body would take.
 pub async fn input_tokens(
     State(state): State<AppState>,
-    body: Body,
+    caller: Caller,
+    JsonBody(request): JsonBody<CreateResponseRequest>,
 ) -> Result<Response, HttpError> {
-    let body = crate::body::read_body(body, state.config.max_body_bytes).await?;
-    let request = CreateResponseRequest::from_json(&body)?;
     let input_tokens = state
         .engine
-        .count_input_tokens(&Scope::default(), request)
+        .count_input_tokens(&caller.scope, request)
         .await?;
     let answer =
         serde_json::json!({"object": "response.input_tokens", "input_tokens": input_tokens});
@@ -67,9 +70,11 @@ pub async fn input_tokens(
 }
 
 /// `POST /v1/responses/compact`: the input summarised into one compaction item.
-pub async fn compact(State(state): State<AppState>, body: Body) -> Result<Response, HttpError> {
-    let body = crate::body::read_body(body, state.config.max_body_bytes).await?;
-    let request: antwort_api::CompactRequest = antwort_api::parse_json(&body)?;
-    let compaction = state.engine.compact(&Scope::default(), request).await?;
+pub async fn compact(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(request): JsonBody<CompactRequest>,
+) -> Result<Response, HttpError> {
+    let compaction = state.engine.compact(&caller.scope, request).await?;
     Ok((StatusCode::OK, axum::Json(compaction)).into_response())
 }

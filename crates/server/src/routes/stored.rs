@@ -2,7 +2,6 @@
 //! items of one response, in the OpenAI list shape with cursor pagination.
 
 use antwort_api::{ApiError, ErrorCode, Item, Response};
-use antwort_engine::Scope;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use serde_json::json;
@@ -10,21 +9,11 @@ use serde_json::json;
 use super::listing::{List, check_include, list, list_query};
 use crate::AppState;
 use crate::error::HttpError;
-
-fn not_found(id: &str) -> ApiError {
-    ApiError::new(
-        ErrorCode::NotFound,
-        format!("Response with id '{id}' not found."),
-    )
-    .with_param("response_id")
-}
-
-fn store_error(error: antwort_engine::store::StoreError) -> ApiError {
-    antwort_engine::error::store_error(error)
-}
+use crate::extract::Caller;
 
 pub async fn get(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Response>, HttpError> {
@@ -42,29 +31,15 @@ pub async fn get(
             }
         }
     }
-    let response = state
-        .engine
-        .store()
-        .get_response(&Scope::default(), &id)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| not_found(&id))?;
-    Ok(Json(response))
+    Ok(Json(state.engine.get_response(&caller.scope, &id).await?))
 }
 
 pub async fn delete(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, HttpError> {
-    let deleted = state
-        .engine
-        .store()
-        .delete_response(&Scope::default(), &id)
-        .await
-        .map_err(store_error)?;
-    if !deleted {
-        return Err(not_found(&id).into());
-    }
+    state.engine.delete_response(&caller.scope, &id).await?;
     Ok(Json(
         json!({"id": id, "object": "response", "deleted": true}),
     ))
@@ -72,30 +47,24 @@ pub async fn delete(
 
 pub async fn list_responses(
     State(state): State<AppState>,
+    caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<List<Response>>, HttpError> {
     let query = list_query(raw.as_deref(), true)?;
-    let page = state
-        .engine
-        .store()
-        .list_responses(&Scope::default(), &query)
-        .await
-        .map_err(store_error)?;
+    let page = state.engine.list_responses(&caller.scope, &query).await?;
     Ok(Json(list(page, |r| Some(r.id.clone()))))
 }
 
 pub async fn input_items(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<List<Item>>, HttpError> {
     let query = list_query(raw.as_deref(), false)?;
     let page = state
         .engine
-        .store()
-        .list_input_items(&Scope::default(), &id, &query)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| not_found(&id))?;
+        .list_input_items(&caller.scope, &id, &query)
+        .await?;
     Ok(Json(list(page, |item| item.id().map(str::to_owned))))
 }

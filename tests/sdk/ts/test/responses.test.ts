@@ -349,11 +349,24 @@ test("reasoning streamed", async () => {
   const events = await collect(await client.responses.create({ model: "mock-reasoning", input: "why?", stream: true }));
   // The SDK's types name these events differently; compare the raw `type` strings.
   const types: string[] = events.map((e) => e.type);
-  const done = types.indexOf("response.reasoning.done");
-  assert.ok(types.includes("response.reasoning.delta"), types.join());
-  assert.ok(types.indexOf("response.reasoning.delta") < done, types.join());
+  // The SDK identifies itself (x-stainless-* headers), so it gets OpenAI's names.
+  const done = types.indexOf("response.reasoning_text.done");
+  assert.ok(types.includes("response.reasoning_text.delta"), types.join());
+  assert.ok(types.indexOf("response.reasoning_text.delta") < done, types.join());
   assert.ok(done < types.indexOf("response.output_text.delta"), types.join());
   assert.equal(types.at(-1), "response.completed");
+});
+
+test("stream helper with reasoning and its summary", async () => {
+  // The helper throws on event names it does not know (OpenResponses' reasoning names).
+  const stream = client.responses.stream({ model: "mock-reasoning", input: "why?", reasoning: { summary: "auto" } });
+  const summary: string[] = [];
+  stream.on("response.reasoning_summary_text.delta", (event) => summary.push(event.delta));
+  const final = await stream.finalResponse();
+  const reasoning = final.output[0];
+  assert.ok(reasoning.type === "reasoning");
+  assert.equal(reasoning.summary[0]?.text, summary.join(""));
+  assert.ok(summary.join("").length > 0);
 });
 
 test("refusal", async () => {

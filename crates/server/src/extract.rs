@@ -1,0 +1,91 @@
+//! Extractors every handler shares: who is asking ([`Caller`]: the request's
+//! [`Scope`] and what the client says it is) and a JSON body read up to the size
+//! limit and parsed at the edge ([`JsonBody`]).
+
+use antwort_api::{
+    AddConversationItemsRequest, ApiError, CompactRequest, CreateConversationRequest,
+    CreateResponseRequest, UpdateConversationRequest, parse_json,
+};
+use antwort_engine::{ClientHints, Scope};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+
+use crate::AppState;
+use crate::body::read_body;
+use crate::error::HttpError;
+
+/// The caller of a request. Until authentication lands every request has the
+/// default scope; this is the one place that decides it.
+pub struct Caller {
+    pub scope: Scope,
+    pub client: ClientHints,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, HttpError> {
+        // The official OpenAI SDKs (Python, Node, and the ones generated with
+        // them) identify themselves with `x-stainless-*` headers.
+        let openai_sdk = parts
+            .headers
+            .keys()
+            .any(|name| name.as_str().starts_with("x-stainless-"));
+        Ok(Self {
+            scope: Scope::default(),
+            client: ClientHints { openai_sdk },
+        })
+    }
+}
+
+/// A request body type, parsed (and checked) from JSON at the edge.
+pub trait RequestBody: Sized {
+    fn parse(body: &[u8]) -> Result<Self, ApiError>;
+}
+
+impl RequestBody for CreateResponseRequest {
+    fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        CreateResponseRequest::from_json(body)
+    }
+}
+
+impl RequestBody for CompactRequest {
+    fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        parse_json(body)
+    }
+}
+
+impl RequestBody for CreateConversationRequest {
+    fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        // Clients create a conversation without a body: an empty one reads as `{}`.
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return parse_json(b"{}");
+        }
+        parse_json(body)
+    }
+}
+
+impl RequestBody for UpdateConversationRequest {
+    fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        parse_json(body)
+    }
+}
+
+impl RequestBody for AddConversationItemsRequest {
+    fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        parse_json(body)
+    }
+}
+
+/// A JSON body, read up to `server.max_body_bytes` (past it, a 413 in the OpenAI
+/// shape) and parsed into `T` (a 400 naming the parameter at fault).
+pub struct JsonBody<T>(pub T);
+
+impl<T: RequestBody> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = HttpError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, HttpError> {
+        let body = read_body(request.into_body(), state.config.max_body_bytes).await?;
+        Ok(Self(T::parse(&body)?))
+    }
+}
