@@ -68,7 +68,7 @@ pub async fn build_engine(config: &Config) -> anyhow::Result<Engine> {
     let mcp = antwort_tools::McpClient::new(mcp_settings(&config.mcp, config.url_policy())?)
         .context("cannot set up the MCP client")?;
     let engine = Engine::new(
-        Arc::new(backend),
+        antwort_engine::Backends::single("default", Arc::new(backend)),
         antwort_engine::Stores::all(Arc::new(store)),
         EngineConfig {
             default_model: config.engine.default_model.clone(),

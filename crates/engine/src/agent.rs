@@ -55,7 +55,7 @@ pub(crate) struct Run {
     /// The first turn's stream, when the backend was asked before the response
     /// started (so that its failure could still be an HTTP status).
     pub first: Option<ModelStream>,
-    pub backend: Arc<dyn Backend>,
+    pub backend: crate::registry::NamedBackend,
     pub mcp: Arc<dyn McpConnector>,
     /// What the catalog is built from again once listed tools are known.
     pub functions: Vec<antwort_api::FunctionTool>,

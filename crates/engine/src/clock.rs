@@ -22,3 +22,13 @@ pub fn unix_now() -> u64 {
 pub fn now() -> tokio::time::Instant {
     tokio::time::Instant::now()
 }
+
+/// The wall clock as a `SystemTime`, for comparing with dates a peer sent
+/// (`Retry-After: <HTTP date>`).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the one place that reads the wall clock"
+)]
+pub fn system_now() -> std::time::SystemTime {
+    std::time::SystemTime::now()
+}

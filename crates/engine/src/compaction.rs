@@ -12,7 +12,7 @@ use antwort_api::{
 };
 use futures::StreamExt;
 
-use crate::model::{ModelEvent, ModelToolChoice};
+use crate::model::{Backend, ModelEvent, ModelToolChoice};
 use crate::store::Scope;
 use crate::{Engine, clock, error, ids};
 
@@ -68,7 +68,7 @@ impl Engine {
             phase: None,
         }));
         let mut events = self
-            .backend
+            .backend_for(&turn.model)?
             .generate(&turn)
             .await
             .map_err(error::backend_error)?;

@@ -6,19 +6,22 @@
 
 use antwort_api::{ApiError, ErrorCode};
 
-use crate::model::BackendError;
+use crate::model::{BackendError, BackendErrorKind};
 
 pub fn backend_error(error: BackendError) -> ApiError {
-    match error {
-        BackendError::Unavailable(detail) => ApiError::new(
+    if !error.backend.is_empty() {
+        tracing::debug!(backend = %error.backend, error = %error.kind, "backend failed");
+    }
+    match error.kind {
+        BackendErrorKind::Unavailable(detail) => ApiError::new(
             ErrorCode::BackendUnavailable,
             format!("The inference backend is unreachable: {detail}"),
         ),
-        BackendError::Timeout(detail) => ApiError::new(
+        BackendErrorKind::Timeout(detail) => ApiError::new(
             ErrorCode::BackendTimeout,
             format!("The inference backend did not answer in time: {detail}"),
         ),
-        BackendError::Status {
+        BackendErrorKind::Status {
             status,
             message,
             retry_after,
@@ -36,15 +39,21 @@ pub fn backend_error(error: BackendError) -> ApiError {
                 _ => format!("The inference backend answered HTTP {status}: {message}"),
             };
             ApiError {
-                retry_after,
+                retry_after: retry_after.map(whole_seconds),
                 ..ApiError::new(code, text)
             }
         }
-        BackendError::Protocol(detail) => ApiError::new(
+        BackendErrorKind::Protocol(detail) => ApiError::new(
             ErrorCode::BackendError,
             format!("The inference backend sent an invalid answer: {detail}"),
         ),
     }
+}
+
+/// A `Retry-After` value: whole seconds, rounded up.
+fn whole_seconds(duration: std::time::Duration) -> String {
+    let seconds = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
+    seconds.to_string()
 }
 
 /// Store failures seen by a client: the database is down, or what it holds cannot
@@ -69,23 +78,22 @@ mod tests {
     #[test]
     fn statuses_tell_the_failures_apart() {
         let status = |e: BackendError| backend_error(e).status();
-        assert_eq!(status(BackendError::Unavailable("refused".into())), 503);
-        assert_eq!(status(BackendError::Timeout("60s".into())), 504);
-        assert_eq!(status(BackendError::Protocol("bad json".into())), 502);
-        let rate = backend_error(BackendError::Status {
-            status: 429,
-            message: "slow down".into(),
-            retry_after: Some("2".into()),
-        });
+        assert_eq!(status(BackendError::unavailable("refused")), 503);
+        assert_eq!(status(BackendError::timeout("60s")), 504);
+        assert_eq!(status(BackendError::protocol("bad json")), 502);
+        let rate = backend_error(BackendError::status(
+            429,
+            "slow down",
+            Some(std::time::Duration::from_secs(2)),
+        ));
         assert_eq!(rate.status(), 429);
         assert_eq!(rate.retry_after.as_deref(), Some("2"));
-        assert_eq!(
-            status(BackendError::Status {
-                status: 500,
-                message: String::new(),
-                retry_after: None
-            }),
-            502
-        );
+        let rounded = backend_error(BackendError::status(
+            429,
+            "",
+            Some(std::time::Duration::from_millis(1500)),
+        ));
+        assert_eq!(rounded.retry_after.as_deref(), Some("2"));
+        assert_eq!(status(BackendError::status(500, "", None)), 502);
     }
 }

@@ -18,6 +18,7 @@ pub mod ids;
 pub mod mcp;
 pub mod model;
 pub mod prepare;
+pub mod registry;
 pub mod replay;
 pub mod store;
 mod stored;
@@ -33,8 +34,10 @@ use antwort_api::{ApiError, CreateResponseRequest, Item, Model};
 pub use assembler::{Assembler, ReasoningEventNames};
 pub use mcp::McpConnector;
 pub use model::{
-    Backend, BackendError, FinishReason, ModelEvent, ModelRequest, ModelStream, ModelToolChoice,
+    Backend, BackendError, BackendErrorKind, FinishReason, ModelEvent, ModelRequest, ModelStream,
+    ModelToolChoice,
 };
+pub use registry::{Backends, Models, NamedBackend};
 pub use store::{ConversationStore, ResponseStore, Scope, StoreHealth, Stores};
 pub use stream::ResponseStream;
 
@@ -165,7 +168,7 @@ impl Events {
 
 #[derive(Clone)]
 pub struct Engine {
-    backend: Arc<dyn Backend>,
+    backends: Backends,
     stores: Stores,
     mcp: Arc<dyn McpConnector>,
     config: Arc<EngineConfig>,
@@ -174,9 +177,9 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(backend: Arc<dyn Backend>, stores: Stores, config: EngineConfig) -> Self {
+    pub fn new(backends: Backends, stores: Stores, config: EngineConfig) -> Self {
         Self {
-            backend,
+            backends,
             stores,
             mcp: Arc::new(mcp::NoMcp),
             config: Arc::new(config),
@@ -310,6 +313,7 @@ impl Engine {
                 "hosted tools requested that this deployment does not run; not offered to the model"
             );
         }
+        let backend = self.backend_for(&plan.model_request.model)?;
         // Without tool work before the first turn, the backend is asked now, so
         // that its failure is still the client's HTTP status.
         let tool_work_first =
@@ -318,7 +322,7 @@ impl Engine {
             None
         } else {
             Some(
-                self.backend
+                backend
                     .generate(&plan.model_request)
                     .await
                     .map_err(error::backend_error)?,
@@ -356,7 +360,7 @@ impl Engine {
                 .summarize_reasoning(summarize),
             request: plan.model_request,
             first,
-            backend: self.backend.clone(),
+            backend,
             mcp: self.mcp.clone(),
             functions: plan.functions,
             servers: plan.servers,
@@ -374,21 +378,34 @@ impl Engine {
         })
     }
 
+    /// The backend that serves `model`.
+    pub(crate) fn backend_for(&self, model: &str) -> Result<NamedBackend, ApiError> {
+        match self.backends.route(model) {
+            Some(backend) => Ok(backend.clone()),
+            None => Err(ApiError::new(
+                antwort_api::ErrorCode::ModelNotFound,
+                format!("No backend of this gateway serves the model '{model}'"),
+            )
+            .with_param("model")),
+        }
+    }
+
+    /// Every model of every backend.
     pub async fn list_models(&self) -> Result<Vec<Model>, ApiError> {
-        self.backend
+        self.backends
             .list_models()
             .await
             .map_err(error::backend_error)
     }
 
-    /// Checks the backend and the store.
+    /// Checks the backends and the store.
     pub async fn check_ready(&self) -> Result<(), ApiError> {
         self.stores
             .health
             .check_ready()
             .await
             .map_err(error::store_error)?;
-        self.backend
+        self.backends
             .check_ready()
             .await
             .map_err(error::backend_error)

@@ -130,6 +130,15 @@ pub fn plan(
         logprobs: logprobs.then(|| request.top_logprobs.unwrap_or(0)),
         user: request.user.clone(),
         stream: request.stream.unwrap_or(false),
+        include: request.include.clone().unwrap_or_default(),
+        reasoning_summary: request.reasoning.as_ref().and_then(|r| r.summary),
+        prompt_cache_key: request.prompt_cache_key.clone(),
+        service_tier: request.service_tier,
+        safety_identifier: request.safety_identifier.clone(),
+        metadata: request.metadata.clone().unwrap_or_default(),
+        // No backend runs hosted tools yet; the registry entry that does will
+        // say so, and the plan will hand it the configs.
+        hosted_tools: Vec::new(),
     };
 
     let response = Response {

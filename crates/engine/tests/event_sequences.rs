@@ -17,7 +17,7 @@ use antwort_engine::store::{
     ListQuery, Page, ResponseStore, Scope, StoreError, StoredResponse, Stores,
 };
 use antwort_engine::{
-    Backend, BackendError, Engine, EngineConfig, FinishReason, ModelEvent, ModelRequest,
+    Backend, BackendError, Backends, Engine, EngineConfig, FinishReason, ModelEvent, ModelRequest,
     ModelStream, ReasoningEventNames,
 };
 use async_trait::async_trait;
@@ -135,7 +135,7 @@ async fn run_with(
     });
     let store = Arc::new(RecordingStore::default());
     let engine = Engine::new(
-        backend,
+        Backends::single("test", backend),
         Stores::responses_only(store.clone()),
         EngineConfig {
             default_model: Some("test-model".into()),
@@ -289,6 +289,41 @@ async fn reasoning_then_text() {
     insta::assert_snapshot!(events);
 }
 
+/// What a native Responses backend reports: item boundaries, a summary it
+/// wrote, encrypted reasoning, an annotation on the text, and a whole item.
+#[tokio::test]
+async fn item_level_events_of_a_responses_backend() {
+    let hosted: antwort_api::Item = serde_json::from_value(serde_json::json!({
+        "type": "message", "id": "msg_backend", "role": "assistant", "status": "completed",
+        "content": [{"type": "output_text", "text": "whole", "annotations": []}]
+    }))
+    .unwrap();
+    let events = run(vec![
+        Ok(ModelEvent::ItemStart {
+            id: Some("rs_backend".into()),
+        }),
+        Ok(ModelEvent::ReasoningSummaryDelta {
+            summary_index: 0,
+            text: "plan".into(),
+        }),
+        Ok(ModelEvent::ReasoningDelta("think".into())),
+        Ok(ModelEvent::ReasoningEncrypted("opaque".into())),
+        Ok(ModelEvent::ItemStart { id: None }),
+        text("see "),
+        Ok(ModelEvent::Annotation(serde_json::json!({
+            "type": "url_citation", "url": "https://example.com", "title": "Example",
+            "start_index": 0, "end_index": 3
+        }))),
+        text("it"),
+        Ok(ModelEvent::ItemStart { id: None }),
+        text("second"),
+        Ok(ModelEvent::Item(Box::new(hosted))),
+        finish(FinishReason::Stop),
+    ])
+    .await;
+    insta::assert_snapshot!(events);
+}
+
 #[tokio::test]
 async fn reasoning_with_openai_event_names() {
     let events = run_with(
@@ -365,7 +400,7 @@ async fn length_limit_is_incomplete() {
 async fn backend_failure_mid_stream_fails_the_response() {
     let events = run(vec![
         text("partial"),
-        Err(BackendError::Protocol("connection reset".into())),
+        Err(BackendError::protocol("connection reset")),
     ])
     .await;
     insta::assert_snapshot!(events);

@@ -47,19 +47,17 @@ impl ChatBackend {
         let client = antwort_egress::client_builder(config.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
-            .map_err(|e| BackendError::Unavailable(format!("cannot build HTTP client: {e}")))?;
+            .map_err(|e| BackendError::unavailable(format!("cannot build HTTP client: {e}")))?;
         let base_url = normalize_base_url(&config.base_url);
         let completions_url = reqwest::Url::parse(&format!("{base_url}/chat/completions"))
             .map_err(|e| {
-                BackendError::Unavailable(format!("invalid backend URL {base_url}: {e}"))
+                BackendError::unavailable(format!("invalid backend URL {base_url}: {e}"))
             })?;
         let authorization = match config.api_key {
             Some(key) => {
                 let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))
                     .map_err(|_| {
-                        BackendError::Unavailable(
-                            "the backend API key is not a valid header value".into(),
-                        )
+                        BackendError::unavailable("the backend API key is not a valid header value")
                     })?;
                 value.set_sensitive(true);
                 Some(value)
@@ -98,7 +96,7 @@ impl ChatBackend {
         let response = tokio::time::timeout(self.timeout, builder.send())
             .await
             .map_err(|_| {
-                BackendError::Timeout(format!(
+                BackendError::timeout(format!(
                     "no answer from {} within {:?}",
                     self.base_url, self.timeout
                 ))
@@ -123,14 +121,14 @@ pub fn normalize_base_url(url: &str) -> String {
 
 fn transport_error(base_url: &str, error: &reqwest::Error) -> BackendError {
     if error.is_timeout() {
-        BackendError::Timeout(format!("{base_url}: {error}"))
+        BackendError::timeout(format!("{base_url}: {error}"))
     } else if error.is_connect() {
-        BackendError::Unavailable(format!(
+        BackendError::unavailable(format!(
             "cannot connect to {base_url}: {}",
             root_cause(error)
         ))
     } else {
-        BackendError::Protocol(format!("{base_url}: {}", root_cause(error)))
+        BackendError::protocol(format!("{base_url}: {}", root_cause(error)))
     }
 }
 
@@ -144,19 +142,36 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     cause.to_string()
 }
 
+/// How long an error body may take to arrive: a backend that sends an error
+/// status and then stalls must not hold the client.
+const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(5);
+
 async fn status_error(response: reqwest::Response) -> BackendError {
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let body = response.text().await.unwrap_or_default();
-    BackendError::Status {
-        status,
-        message: error_message(&body),
-        retry_after,
+        .and_then(parse_retry_after);
+    let body = tokio::time::timeout(ERROR_BODY_TIMEOUT, response.text())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    BackendError::status(status, error_message(&body), retry_after)
+}
+
+/// `Retry-After` as delta-seconds (`120`) or an HTTP date, as a duration from now.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
     }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(antwort_engine::clock::system_now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// The human part of an error body, whatever shape the server chose.
@@ -189,12 +204,10 @@ impl Backend for ChatBackend {
         if !request.stream {
             let bytes = tokio::time::timeout(self.timeout, response.bytes())
                 .await
-                .map_err(|_| {
-                    BackendError::Timeout("the completion body did not arrive in time".into())
-                })?
+                .map_err(|_| BackendError::timeout("the completion body did not arrive in time"))?
                 .map_err(|e| transport_error(&self.base_url, &e))?;
             let completion: response::ChatCompletion = serde_json::from_slice(&bytes)
-                .map_err(|e| BackendError::Protocol(format!("invalid completion JSON: {e}")))?;
+                .map_err(|e| BackendError::protocol(format!("invalid completion JSON: {e}")))?;
             let events = response::completion_events(completion);
             return Ok(futures::stream::iter(events.into_iter().map(Ok)).boxed());
         }
@@ -219,7 +232,7 @@ impl Backend for ChatBackend {
         let list: List = response
             .json()
             .await
-            .map_err(|e| BackendError::Protocol(format!("invalid model list: {e}")))?;
+            .map_err(|e| BackendError::protocol(format!("invalid model list: {e}")))?;
         Ok(list.data)
     }
 
@@ -276,7 +289,7 @@ impl Stream for ChunkStream {
                 Poll::Pending => {
                     if this.idle.as_mut().poll(cx).is_ready() {
                         this.done = true;
-                        return Poll::Ready(Some(Err(BackendError::Timeout(format!(
+                        return Poll::Ready(Some(Err(BackendError::timeout(format!(
                             "the backend sent nothing for {:?} mid-stream",
                             this.idle_timeout
                         )))));
@@ -286,14 +299,14 @@ impl Stream for ChunkStream {
                 Poll::Ready(None) => {
                     this.done = true;
                     if !this.finished {
-                        return Poll::Ready(Some(Err(BackendError::Protocol(
-                            "the backend closed the stream before finishing".into(),
+                        return Poll::Ready(Some(Err(BackendError::protocol(
+                            "the backend closed the stream before finishing",
                         ))));
                     }
                 }
                 Poll::Ready(Some(Err(error))) => {
                     this.done = true;
-                    return Poll::Ready(Some(Err(BackendError::Protocol(format!(
+                    return Poll::Ready(Some(Err(BackendError::protocol(format!(
                         "the stream was interrupted: {error}"
                     )))));
                 }
@@ -310,7 +323,7 @@ impl Stream for ChunkStream {
                         Ok(chunk) => chunk,
                         Err(error) => {
                             this.done = true;
-                            return Poll::Ready(Some(Err(BackendError::Protocol(format!(
+                            return Poll::Ready(Some(Err(BackendError::protocol(format!(
                                 "invalid chunk: {error}"
                             )))));
                         }
@@ -321,7 +334,7 @@ impl Stream for ChunkStream {
                             .get("message")
                             .and_then(|m| m.as_str())
                             .map_or_else(|| error.to_string(), str::to_owned);
-                        return Poll::Ready(Some(Err(BackendError::Protocol(format!(
+                        return Poll::Ready(Some(Err(BackendError::protocol(format!(
                             "the backend reported an error mid-stream: {message}"
                         )))));
                     }
@@ -362,6 +375,17 @@ mod tests {
         assert_eq!(normalize_base_url("http://h:8000"), "http://h:8000/v1");
         assert_eq!(normalize_base_url("http://h:8000/"), "http://h:8000/v1");
         assert_eq!(normalize_base_url("http://h:8000/v1/"), "http://h:8000/v1");
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_a_date() {
+        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO),
+            "a date in the past means now"
+        );
+        assert_eq!(parse_retry_after("soon"), None);
     }
 
     #[test]

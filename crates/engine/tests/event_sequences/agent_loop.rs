@@ -21,7 +21,7 @@ impl Backend for TurnsBackend {
     async fn generate(&self, request: &ModelRequest) -> Result<ModelStream, BackendError> {
         self.seen.lock().unwrap().push(request.clone());
         let turn = self.turns.lock().unwrap().pop_front();
-        let turn = turn.ok_or_else(|| BackendError::Protocol("no more turns scripted".into()))?;
+        let turn = turn.ok_or_else(|| BackendError::protocol("no more turns scripted"))?;
         Ok(futures::stream::iter(turn).boxed())
     }
     async fn list_models(&self) -> Result<Vec<Model>, BackendError> {
@@ -122,7 +122,7 @@ async fn drive(
     });
     let mcp = Arc::new(FakeMcp::default());
     let engine = Engine::new(
-        backend.clone(),
+        Backends::single("test", backend.clone()),
         Stores::responses_only(Arc::new(RecordingStore::default())),
         EngineConfig {
             default_model: Some("test-model".into()),
@@ -358,7 +358,7 @@ async fn an_answer_to_no_request_is_a_400() {
         seen: Mutex::new(Vec::new()),
     });
     let engine = Engine::new(
-        backend,
+        Backends::single("test", backend),
         Stores::responses_only(Arc::new(RecordingStore::default())),
         EngineConfig {
             default_model: Some("m".into()),
