@@ -189,6 +189,21 @@ pub enum EventData {
         item_id: String,
         output_index: usize,
     },
+    #[serde(rename = "response.web_search_call.in_progress")]
+    WebSearchCallInProgress {
+        item_id: String,
+        output_index: usize,
+    },
+    #[serde(rename = "response.web_search_call.searching")]
+    WebSearchCallSearching {
+        item_id: String,
+        output_index: usize,
+    },
+    #[serde(rename = "response.web_search_call.completed")]
+    WebSearchCallCompleted {
+        item_id: String,
+        output_index: usize,
+    },
     #[serde(rename = "response.mcp_call.in_progress")]
     McpCallInProgress {
         item_id: String,
@@ -252,6 +267,9 @@ impl EventData {
             Self::McpListToolsInProgress { .. } => "response.mcp_list_tools.in_progress",
             Self::McpListToolsCompleted { .. } => "response.mcp_list_tools.completed",
             Self::McpListToolsFailed { .. } => "response.mcp_list_tools.failed",
+            Self::WebSearchCallInProgress { .. } => "response.web_search_call.in_progress",
+            Self::WebSearchCallSearching { .. } => "response.web_search_call.searching",
+            Self::WebSearchCallCompleted { .. } => "response.web_search_call.completed",
             Self::McpCallInProgress { .. } => "response.mcp_call.in_progress",
             Self::McpCallArgumentsDelta { .. } => "response.mcp_call_arguments.delta",
             Self::McpCallArgumentsDone { .. } => "response.mcp_call_arguments.done",

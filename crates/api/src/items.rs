@@ -10,6 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::content::{MessageContent, ReasoningPart};
 use crate::mcp::{McpApprovalRequestItem, McpApprovalResponseItem, McpCallItem, McpListToolsItem};
+use crate::web_search::WebSearchCallItem;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -24,6 +25,7 @@ pub enum Item {
     McpCall(McpCallItem),
     McpApprovalRequest(McpApprovalRequestItem),
     McpApprovalResponse(McpApprovalResponseItem),
+    WebSearchCall(WebSearchCallItem),
 }
 
 impl Item {
@@ -40,6 +42,7 @@ impl Item {
             Self::McpCall(item) => Some(&item.id),
             Self::McpApprovalRequest(item) => Some(&item.id),
             Self::McpApprovalResponse(item) => item.id.as_deref(),
+            Self::WebSearchCall(item) => Some(&item.id),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod response;
 mod serde_util;
 mod stored_form;
 pub mod tools;
+pub mod web_search;
 
 pub use content::{
     ContentPart, ImageDetail, LogProb, MessageContent, OutputText, ReasoningPart, TopLogProb,
@@ -44,3 +45,4 @@ pub use tools::{
     FunctionTool, FunctionType, HostedTool, JsonSchemaFormat, ReasoningConfig, ReasoningEffort,
     ReasoningSummary, TextConfig, TextFormat, Tool, ToolChoice, ToolChoiceMode, ToolRef, Verbosity,
 };
+pub use web_search::{WebSearchAction, WebSearchCallItem, WebSearchSource, WebSearchStatus};

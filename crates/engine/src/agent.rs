@@ -1,8 +1,9 @@
 //! The agentic loop: one response, as many model turns as its server-side tools
 //! need.
 //!
-//! Before the first turn, MCP servers whose tools are not known from the context
-//! are listed, and calls the client approved are run. Then: ask the model; run
+//! Before the first turn, each server-side tool type does its preparation (MCP
+//! lists the servers whose tools are not known from the context), and calls the
+//! client approved are run. Then: ask the model; run
 //! every server-side call of the turn (concurrently up to a bound when parallel
 //! tool calls are allowed, one at a time otherwise); feed the results back; and
 //! repeat until the model answers, hands function calls back to the client, asks
@@ -16,14 +17,14 @@ use antwort_api::{
 };
 use futures::StreamExt;
 
-use crate::assembler::{Assembler, Conclusion, ServerCall};
-use crate::catalog::{Catalog, DeclaredServer, Routes};
+use crate::assembler::{Assembler, Conclusion};
+use crate::catalog::{Catalog, Routes};
 use crate::clock::unix_now;
 use crate::error::backend_error;
-use crate::mcp::{McpCallResult, McpConnector, McpError};
 use crate::model::{Backend, FinishReason, ModelRequest, ModelStream, ModelToolChoice};
 use crate::replay::model_view;
 use crate::stream::{EventSink, Persist};
+use crate::tool::{ApprovedCall, Route, ServerCall, ServerTool, ToolType};
 use crate::truncation;
 
 /// Bounds of one response's loop.
@@ -39,13 +40,11 @@ pub struct Limits {
     pub context_window: u64,
 }
 
-/// A call the client approved, to run before the first turn.
-#[derive(Debug, Clone)]
-pub struct ApprovedCall {
-    pub approval_request_id: String,
-    pub server_label: String,
-    pub tool: String,
-    pub arguments: String,
+/// The server-side tools of a response: still to prepare (before the first
+/// turn), or ready to be routed to.
+pub(crate) enum Tools {
+    Unprepared(Vec<Box<dyn ServerTool>>),
+    Ready(Vec<Arc<dyn ServerTool>>),
 }
 
 /// Everything one response's loop needs.
@@ -56,14 +55,16 @@ pub(crate) struct Run {
     /// started (so that its failure could still be an HTTP status).
     pub first: Option<ModelStream>,
     pub backend: crate::registry::NamedBackend,
-    pub mcp: Arc<dyn McpConnector>,
-    /// What the catalog is built from again once listed tools are known.
+    /// The tool types, for the model's view of the items this response adds.
+    pub types: Arc<Vec<Arc<dyn ToolType>>>,
+    /// What the catalog is built from again once the tools are prepared.
     pub functions: Vec<antwort_api::FunctionTool>,
-    pub servers: Vec<DeclaredServer>,
+    pub tools: Tools,
     pub tool_choice: antwort_api::ToolChoice,
     /// Where calls go with the tools known when the response started.
     pub routes: Routes,
-    pub approved: Vec<ApprovedCall>,
+    /// Calls the client approved, each with the index of its tool set.
+    pub approved: Vec<(usize, ApprovedCall)>,
     pub limits: Limits,
     pub persist: Option<Persist>,
 }
@@ -74,8 +75,9 @@ impl Run {
         self.assembler.start(&mut out);
         sink.send(&mut out);
         let mut routes = std::mem::take(&mut self.routes);
-        if self.list_tools(&sink).await {
-            let catalog = Catalog::build(&self.functions, &self.servers, &self.tool_choice);
+        let tools = self.prepare_tools(&sink).await;
+        if let Some(tools) = &tools {
+            let catalog = Catalog::build(&self.functions, tools, &self.tool_choice);
             self.request.tools = catalog.offered;
             self.request.tool_choice = catalog.tool_choice;
             routes = catalog.routes;
@@ -84,18 +86,27 @@ impl Run {
         let mut calls_made = 0u32;
         if !self.approved.is_empty() {
             let start = self.assembler.output_len();
-            let mut calls: Vec<ServerCall> = std::mem::take(&mut self.approved)
-                .into_iter()
-                .map(|approved| {
-                    self.assembler.call_started(
-                        &approved.server_label,
-                        &approved.tool,
-                        &approved.arguments,
-                        &approved.approval_request_id,
-                        &mut out,
-                    )
-                })
-                .collect();
+            let ready = match (&tools, &self.tools) {
+                (Some(tools), _) | (None, Tools::Ready(tools)) => tools.clone(),
+                (None, Tools::Unprepared(_)) => Vec::new(),
+            };
+            let mut calls: Vec<ServerCall> = Vec::new();
+            for (index, approved) in std::mem::take(&mut self.approved) {
+                let Some(tool) = ready.get(index) else {
+                    continue;
+                };
+                let route = Route {
+                    tool: tool.clone(),
+                    target: approved.target,
+                    approval: false,
+                };
+                calls.push(self.assembler.call_started(
+                    route,
+                    &approved.arguments,
+                    &approved.approval_request_id,
+                    &mut out,
+                ));
+            }
             sink.send(&mut out);
             let over = calls.split_off(self.budget(calls_made).min(calls.len()));
             calls_made += self.run_calls(calls, &sink).await;
@@ -109,7 +120,7 @@ impl Run {
             }
             self.request
                 .input
-                .extend(model_view(self.assembler.items_since(start)));
+                .extend(model_view(self.assembler.items_since(start), &self.types));
             // The approved calls were the calls a forced choice asked for.
             self.relax_tool_choice();
         }
@@ -185,7 +196,7 @@ impl Run {
             }
             self.request
                 .input
-                .extend(model_view(self.assembler.items_since(start)));
+                .extend(model_view(self.assembler.items_since(start), &self.types));
             self.relax_tool_choice();
         };
         match conclusion {
@@ -253,62 +264,40 @@ impl Run {
         Ok(())
     }
 
-    /// Lists the tools of every declared server whose tools are not known yet,
-    /// all at once, emitting an `mcp_list_tools` item for each. Returns whether
-    /// anything was listed.
-    async fn list_tools(&mut self, sink: &EventSink) -> bool {
-        let mut out = Vec::new();
-        let mut pending = Vec::new();
-        for (position, declared) in self.servers.iter().enumerate() {
-            if declared.tools.is_some() {
-                continue;
-            }
-            let output_index = self
-                .assembler
-                .list_started(&declared.server.label, &mut out);
-            pending.push((position, output_index, declared.server.clone()));
+    /// Lets every tool type that needs it prepare (MCP lists the servers whose
+    /// tools are not known yet), its items streamed as they come. Returns the
+    /// tools, ready, when anything was prepared (the catalog is built again);
+    /// `None` when nothing needed it.
+    async fn prepare_tools(&mut self, sink: &EventSink) -> Option<Vec<Arc<dyn ServerTool>>> {
+        if matches!(self.tools, Tools::Ready(_)) {
+            return None;
         }
-        if pending.is_empty() {
-            return false;
+        let Tools::Unprepared(mut tools) =
+            std::mem::replace(&mut self.tools, Tools::Ready(Vec::new()))
+        else {
+            return None;
+        };
+        let mut notes = Vec::new();
+        let concurrency = self.limits.concurrency;
+        let mut send = |out: &mut Vec<StreamEvent>| sink.send(out);
+        for tool in tools.iter_mut().filter(|tool| tool.needs_preparation()) {
+            let mut emitter = self.assembler.emitter(&mut send);
+            notes.extend(tool.prepare(&mut emitter, concurrency).await);
         }
-        sink.send(&mut out);
-        let mcp = &self.mcp;
-        let mut listings = futures::stream::iter(pending)
-            .map(|(position, output_index, server)| async move {
-                let result = mcp.list_tools(&server).await;
-                (position, output_index, result)
-            })
-            .buffer_unordered(self.limits.concurrency.max(1));
-        let mut unavailable = Vec::new();
-        while let Some((position, output_index, result)) = listings.next().await {
-            let label = self.servers[position].server.label.clone();
-            match &result {
-                Ok(tools) => self.servers[position].tools = Some(tools.clone()),
-                Err(error) => {
-                    tracing::warn!(server_label = %label, %error, "MCP server could not list its tools");
-                    unavailable.push(format!("'{label}' ({error})"));
-                    self.servers[position].tools = Some(Vec::new());
-                }
-            }
-            self.assembler
-                .list_finished(output_index, result.map_err(|e| e.to_string()), &mut out);
-            sink.send(&mut out);
-        }
-        if !unavailable.is_empty() {
-            // Tell the model, so that it says the tool is unavailable instead of
-            // pretending it does not exist.
+        for note in notes {
+            // Told to the model, so that it says a tool is unavailable instead
+            // of pretending it does not exist.
             self.request.input.push(Item::Message(MessageItem {
                 id: None,
                 status: None,
                 role: Role::Developer,
-                content: MessageContent::Text(format!(
-                    "These MCP servers are unavailable, so their tools cannot be used in this response: {}.",
-                    unavailable.join(", ")
-                )),
+                content: MessageContent::Text(note),
                 phase: None,
             }));
         }
-        true
+        let ready: Vec<Arc<dyn ServerTool>> = tools.into_iter().map(Arc::from).collect();
+        self.tools = Tools::Ready(ready.clone());
+        Some(ready)
     }
 
     /// Runs server-side calls (bounded, in parallel when allowed) and files each
@@ -320,28 +309,17 @@ impl Run {
         } else {
             self.limits.concurrency.max(1)
         };
-        let servers = &self.servers;
-        let mcp = &self.mcp;
         let mut results = futures::stream::iter(calls)
-            .map(|call| {
-                let server = servers
-                    .iter()
-                    .find(|s| s.server.label == call.server_label)
-                    .map(|s| s.server.clone());
-                async move {
-                    let result = match server {
-                        Some(server) => call_tool(&**mcp, &server, &call).await,
-                        None => Err(McpError::UnknownServer(call.server_label.clone())),
-                    };
-                    (call, result)
-                }
+            .map(|call| async move {
+                let finished = call.route.tool.run(&call).await;
+                (call, finished)
             })
             .buffer_unordered(concurrency);
         // Each result is filed as it arrives, whatever the order the calls
         // finish in: output indices were fixed when the calls were added.
         let mut out = Vec::new();
-        while let Some((call, result)) = results.next().await {
-            self.assembler.call_finished(call, result, &mut out);
+        while let Some((call, finished)) = results.next().await {
+            self.assembler.call_finished(call, finished, &mut out);
             sink.send(&mut out);
         }
         count
@@ -375,34 +353,6 @@ impl Run {
         }
         sink.send(&mut out);
     }
-}
-
-/// One call, its arguments parsed: arguments that are not a JSON object are the
-/// model's mistake, reported to it as the call's error.
-async fn call_tool(
-    mcp: &dyn McpConnector,
-    server: &crate::mcp::McpServer,
-    call: &ServerCall,
-) -> Result<McpCallResult, McpError> {
-    let arguments = if call.arguments.trim().is_empty() {
-        serde_json::Map::new()
-    } else {
-        match serde_json::from_str::<serde_json::Value>(&call.arguments) {
-            Ok(serde_json::Value::Object(arguments)) => arguments,
-            _ => {
-                return Err(McpError::Protocol {
-                    code: -32602,
-                    message: "the tool arguments are not a JSON object".to_owned(),
-                });
-            }
-        }
-    };
-    // The connector opens the call's span (`mcp.call_tool` in the tools crate).
-    let result = mcp.call_tool(server, &call.tool, arguments).await;
-    if let Err(error) = &result {
-        tracing::warn!(server_label = %call.server_label, tool = %call.tool, %error, "MCP call failed");
-    }
-    result
 }
 
 fn log_outcome(assembler: &Assembler) {

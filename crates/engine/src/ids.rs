@@ -59,7 +59,8 @@ pub fn assign_item_ids(items: &mut [antwort_api::Item]) {
             Item::ItemReference(_)
             | Item::McpListTools(_)
             | Item::McpCall(_)
-            | Item::McpApprovalRequest(_) => continue,
+            | Item::McpApprovalRequest(_)
+            | Item::WebSearchCall(_) => continue,
         };
         if slot.as_deref().is_none_or(str::is_empty) {
             *slot = Some(make(prefix));

@@ -25,6 +25,7 @@ mod stored;
 pub mod stream;
 pub mod tasks;
 pub mod tokens;
+pub mod tool;
 mod truncation;
 
 use std::sync::Arc;
@@ -40,6 +41,7 @@ pub use model::{
 pub use registry::{Backends, Models, NamedBackend};
 pub use store::{ConversationStore, ResponseStore, Scope, StoreHealth, Stores};
 pub use stream::ResponseStream;
+pub use tool::{ServerTool, ToolType};
 
 /// What a client says about itself, where that changes what it is sent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -110,8 +112,11 @@ impl EngineConfig {
 struct Turn {
     plan: prepare::Plan,
     own_input: Vec<Item>,
-    /// Calls the new input approved, to run before the first model turn.
-    approved: Vec<agent::ApprovedCall>,
+    /// Calls the new input approved (each with the index of its tool set), to
+    /// run before the first model turn.
+    approved: Vec<(usize, tool::ApprovedCall)>,
+    /// The server-side tools, prepared or not.
+    tools: agent::Tools,
     /// Where the model's calls go, as far as the tools are known.
     routes: catalog::Routes,
 }
@@ -170,7 +175,9 @@ impl Events {
 pub struct Engine {
     backends: Backends,
     stores: Stores,
-    mcp: Arc<dyn McpConnector>,
+    /// The server-side tool types: every response's declarations are theirs,
+    /// and so is the model's view of their stored items.
+    tool_types: Arc<Vec<Arc<dyn ToolType>>>,
     config: Arc<EngineConfig>,
     /// Detached work (stored responses whose client may be gone), awaited on shutdown.
     tasks: tokio_util::task::TaskTracker,
@@ -181,15 +188,27 @@ impl Engine {
         Self {
             backends,
             stores,
-            mcp: Arc::new(mcp::NoMcp),
+            tool_types: Arc::new(vec![Arc::new(mcp::McpType::new(Arc::new(mcp::NoMcp)))]),
             config: Arc::new(config),
             tasks: tokio_util::task::TaskTracker::new(),
         }
     }
 
     /// Runs MCP tools through `mcp` (without it, every MCP server is unknown).
-    pub fn with_mcp(mut self, mcp: Arc<dyn McpConnector>) -> Self {
-        self.mcp = mcp;
+    pub fn with_mcp(self, mcp: Arc<dyn McpConnector>) -> Self {
+        self.with_tool_type(Arc::new(mcp::McpType::new(mcp)))
+    }
+
+    /// Adds a server-side tool type, replacing one of the same kind.
+    pub fn with_tool_type(mut self, kind: Arc<dyn ToolType>) -> Self {
+        let mut types: Vec<Arc<dyn ToolType>> = self
+            .tool_types
+            .iter()
+            .filter(|known| known.kind() != kind.kind())
+            .cloned()
+            .collect();
+        types.push(kind);
+        self.tool_types = Arc::new(types);
         self
     }
 
@@ -214,6 +233,7 @@ impl Engine {
             self.config.default_model.as_deref(),
             ids::response_id(),
             clock::unix_now(),
+            &self.tool_types,
         )?;
         let mut own_input = std::mem::take(&mut plan.model_request.input);
         context::resolve_references(&*self.stores.responses, scope, &mut own_input).await?;
@@ -233,21 +253,36 @@ impl Engine {
         // items as sent.
         antwort_api::normalize_items(&mut own_input);
         context::check_call_outputs(&input, replayed)?;
-        context::known_tool_lists(&input, &mut plan.servers);
-        let approved = context::approved_calls(&input, replayed, &plan.servers)?;
-        // The plan offers the client's functions. When the request declares MCP
-        // servers whose tools are all known from the context, they join now: the
-        // model sees them from the first turn and the fit below counts them.
-        // Otherwise the loop builds the catalog once it has listed them.
-        let mut routes = catalog::Routes::default();
-        if !plan.servers.is_empty() && plan.servers.iter().all(|s| s.tools.is_some()) {
-            let catalog =
-                catalog::Catalog::build(&plan.functions, &plan.servers, &plan.tool_choice);
-            plan.model_request.tools = catalog.offered;
-            plan.model_request.tool_choice = catalog.tool_choice;
-            routes = catalog.routes;
+        let mut approved = Vec::new();
+        for (index, tool) in plan.tools.iter_mut().enumerate() {
+            let calls = tool.read_context(&input, replayed)?;
+            approved.extend(calls.into_iter().map(|call| (index, call)));
         }
-        let mut input = replay::model_view(input);
+        for kind in self.tool_types.iter() {
+            if !plan.tools.iter().any(|tool| tool.kind() == kind.kind()) {
+                kind.check_undeclared(&input, replayed)?;
+            }
+        }
+        // The plan offers the client's functions. When the request's
+        // server-side tools need no preparation (MCP tools all known from the
+        // context), they join now: the model sees them from the first turn and
+        // the fit below counts them. Otherwise the loop builds the catalog once
+        // they are prepared.
+        let mut routes = catalog::Routes::default();
+        let declared = std::mem::take(&mut plan.tools);
+        let tools = if declared.iter().any(|tool| tool.needs_preparation()) {
+            agent::Tools::Unprepared(declared)
+        } else {
+            let ready: Vec<Arc<dyn ServerTool>> = declared.into_iter().map(Arc::from).collect();
+            if !ready.is_empty() {
+                let catalog = catalog::Catalog::build(&plan.functions, &ready, &plan.tool_choice);
+                plan.model_request.tools = catalog.offered;
+                plan.model_request.tool_choice = catalog.tool_choice;
+                routes = catalog.routes;
+            }
+            agent::Tools::Ready(ready)
+        };
+        let mut input = replay::model_view(input, &self.tool_types);
         if fit {
             let request = &plan.model_request;
             let window = self.config.context_window(&request.model);
@@ -265,6 +300,7 @@ impl Engine {
             plan,
             own_input,
             approved,
+            tools,
             routes,
         })
     }
@@ -305,6 +341,7 @@ impl Engine {
             plan,
             own_input,
             approved,
+            tools,
             routes,
         } = self.prepare_turn(scope, request, true).await?;
         if !plan.skipped_tools.is_empty() {
@@ -316,8 +353,7 @@ impl Engine {
         let backend = self.backend_for(&plan.model_request.model)?;
         // Without tool work before the first turn, the backend is asked now, so
         // that its failure is still the client's HTTP status.
-        let tool_work_first =
-            !approved.is_empty() || plan.servers.iter().any(|s| s.tools.is_none());
+        let tool_work_first = !approved.is_empty() || matches!(tools, agent::Tools::Unprepared(_));
         let first = if tool_work_first {
             None
         } else {
@@ -361,9 +397,9 @@ impl Engine {
             request: plan.model_request,
             first,
             backend,
-            mcp: self.mcp.clone(),
+            types: self.tool_types.clone(),
             functions: plan.functions,
-            servers: plan.servers,
+            tools,
             tool_choice: plan.tool_choice,
             routes,
             approved,

@@ -8,18 +8,20 @@ use antwort_api::{
     TextConfig, Tool, ToolChoice,
 };
 
-use crate::catalog::{self, Catalog, DeclaredServer};
+use std::sync::Arc;
+
+use crate::catalog::{self, Catalog};
 use crate::model::ModelRequest;
+use crate::tool::{ServerTool, ToolType};
 
 /// Everything needed to run one create request.
-#[derive(Debug, Clone)]
 pub struct Plan {
     pub model_request: ModelRequest,
-    /// The client's functions, as declared, when the request declares MCP
-    /// servers (for the catalog built once their tools are known); else empty.
+    /// The client's functions, as declared, when the request declares
+    /// server-side tools (for the catalog built once those are known); else empty.
     pub functions: Vec<FunctionTool>,
-    /// The MCP servers the request declared; their tools are filled in later.
-    pub servers: Vec<DeclaredServer>,
+    /// The server-side tools the request declared, one set per tool type.
+    pub tools: Vec<Box<dyn ServerTool>>,
     pub tool_choice: ToolChoice,
     /// The response as it stands before generation: status `in_progress`, no output.
     pub response: Response,
@@ -34,12 +36,26 @@ pub struct Plan {
     pub conversation_id: Option<String>,
 }
 
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kinds: Vec<&str> = self.tools.iter().map(|tool| tool.kind()).collect();
+        f.debug_struct("Plan")
+            .field("model_request", &self.model_request)
+            .field("functions", &self.functions)
+            .field("tools", &kinds)
+            .field("response", &self.response.id)
+            .field("skipped_tools", &self.skipped_tools)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Builds the plan for `request`, using `default_model` when it names none.
 pub fn plan(
     mut request: CreateResponseRequest,
     default_model: Option<&str>,
     response_id: String,
     created_at: u64,
+    types: &[Arc<dyn ToolType>],
 ) -> Result<Plan, ApiError> {
     reject_unavailable_features(&request)?;
     let conversation_id = conversation_id(&request)?;
@@ -89,21 +105,31 @@ pub fn plan(
             Tool::Mcp(_) | Tool::Hosted(_) => None,
         })
         .collect();
-    let servers = catalog::declared_servers(&tools)?;
+    let mut server_tools = Vec::new();
+    for kind in types {
+        server_tools.extend(kind.declare(&tools)?);
+    }
+    // Hosted tool types no registered tool type runs are not offered.
     let skipped_tools: Vec<String> = tools
         .iter()
         .filter_map(|tool| match tool {
-            Tool::Hosted(hosted) => Some(hosted.kind.clone()),
-            Tool::Function(_) | Tool::Mcp(_) => None,
+            Tool::Hosted(hosted)
+                if !server_tools
+                    .iter()
+                    .any(|declared| declared.kind() == hosted.kind) =>
+            {
+                Some(hosted.kind.clone())
+            }
+            Tool::Hosted(_) | Tool::Function(_) | Tool::Mcp(_) => None,
         })
         .collect();
     let tool_choice = request.tool_choice.take().unwrap_or_default();
-    catalog::check_tool_choice(&tool_choice, &functions, &servers)?;
-    // Until MCP servers' tools are known, the model is offered the functions.
-    let catalog = Catalog::build(&functions, &servers, &tool_choice);
-    // Only a request with MCP servers builds its catalog again (once their tools
-    // are known), so only then are the functions kept.
-    let functions: Vec<FunctionTool> = if servers.is_empty() {
+    catalog::check_tool_choice(&tool_choice, &functions, &server_tools)?;
+    // Until the server-side tools are known, the model is offered the functions.
+    let catalog = Catalog::build(&functions, &[], &tool_choice);
+    // Only a request with server-side tools builds its catalog again (once
+    // they are known), so only then are the functions kept.
+    let functions: Vec<FunctionTool> = if server_tools.is_empty() {
         Vec::new()
     } else {
         functions.into_iter().cloned().collect()
@@ -186,7 +212,7 @@ pub fn plan(
     Ok(Plan {
         model_request,
         functions,
-        servers,
+        tools: server_tools,
         tool_choice,
         skipped_tools,
         logprobs,
@@ -268,6 +294,7 @@ fn check_input(input: &[Item]) -> Result<(), ApiError> {
             | Item::McpCall(_)
             | Item::McpApprovalRequest(_)
             | Item::McpApprovalResponse(_)
+            | Item::WebSearchCall(_)
             | Item::FunctionCallOutput(_)
             | Item::Reasoning(_)
             | Item::ItemReference(_)
@@ -361,11 +388,23 @@ fn role_name(role: Role) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mcp_only() -> Vec<Arc<dyn ToolType>> {
+        vec![Arc::new(crate::mcp::McpType::new(Arc::new(
+            crate::mcp::NoMcp,
+        )))]
+    }
     use crate::model::ModelToolChoice;
 
     fn plan_for(body: &str) -> Result<Plan, ApiError> {
         let request = CreateResponseRequest::from_json(body.as_bytes())?;
-        plan(request, Some("default-model"), "resp_1".into(), 1)
+        plan(
+            request,
+            Some("default-model"),
+            "resp_1".into(),
+            1,
+            &mcp_only(),
+        )
     }
 
     #[test]
@@ -447,7 +486,7 @@ mod tests {
     #[test]
     fn missing_model_without_default_is_a_400() {
         let request = CreateResponseRequest::from_json(br#"{"input":"hi"}"#).unwrap();
-        let error = plan(request, None, "resp_1".into(), 1).unwrap_err();
+        let error = plan(request, None, "resp_1".into(), 1, &mcp_only()).unwrap_err();
         assert_eq!(error.param.as_deref(), Some("model"));
     }
 

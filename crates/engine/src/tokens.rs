@@ -77,7 +77,8 @@ impl Counter {
             Item::Reasoning(_)
             | Item::ItemReference(_)
             | Item::McpListTools(_)
-            | Item::McpApprovalResponse(_) => 0,
+            | Item::McpApprovalResponse(_)
+            | Item::WebSearchCall(_) => 0,
         }
     }
 

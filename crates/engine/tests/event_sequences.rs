@@ -26,6 +26,8 @@ use serde_json::Value;
 
 #[path = "event_sequences/agent_loop.rs"]
 mod agent_loop;
+#[path = "event_sequences/tool_seam.rs"]
+mod tool_seam;
 
 /// A backend that replays a script and records the requests it was given.
 struct ScriptedBackend {

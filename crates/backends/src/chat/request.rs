@@ -212,14 +212,15 @@ fn push_item<'a>(messages: &mut Vec<ChatMessage<'a>>, item: &'a Item) {
             }
         }
         // Reasoning is not replayed (see the module comment); references are
-        // resolved, and MCP items turned into calls and outputs, before a backend
-        // sees a turn (the engine's `replay`).
+        // resolved, and server-side tool items turned into calls and outputs,
+        // before a backend sees a turn (the engine's `replay`).
         Item::Reasoning(_)
         | Item::ItemReference(_)
         | Item::McpListTools(_)
         | Item::McpCall(_)
         | Item::McpApprovalRequest(_)
-        | Item::McpApprovalResponse(_) => {}
+        | Item::McpApprovalResponse(_)
+        | Item::WebSearchCall(_) => {}
     }
 }
 
@@ -294,7 +295,7 @@ mod tests {
 
     fn body_for(request: &str) -> Value {
         let request = CreateResponseRequest::from_json(request.as_bytes()).unwrap();
-        let plan = plan(request, Some("m"), "resp_1".into(), 0).unwrap();
+        let plan = plan(request, Some("m"), "resp_1".into(), 0, &[]).unwrap();
         serde_json::to_value(chat_request(&plan.model_request)).unwrap()
     }
 

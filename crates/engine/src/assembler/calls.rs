@@ -1,28 +1,23 @@
 //! Tool calls: a call's deltas until its name arrives, routing by that name
 //! (a client function, or a server-side tool of this response), and the items
-//! of server-side calls from start to result.
+//! of server-side calls from start to result, as their tool type makes them
+//! (through `crate::tool::ServerTool`; nothing here names a tool type).
 
-use antwort_api::{
-    EventData, FunctionCallItem, Item, ItemStatus, McpApprovalRequestItem, McpCallError,
-    McpCallErrorKind, McpCallItem, McpCallStatus, McpListToolsItem, McpListedTool, StreamEvent,
-};
+use antwort_api::{EventData, FunctionCallItem, Item, ItemStatus, StreamEvent};
 
-use super::{Assembler, OpenItem, ServerCall};
+use super::{Assembler, OpenItem};
 use crate::ids;
-use crate::mcp::{McpCallResult, McpError};
+use crate::tool::{CallStart, Finished, ItemEmitter, Route, ServerCall};
 
 pub(super) enum CallKind {
     /// A client function: a function_call item.
     Function { call_id: String },
-    /// A server-side MCP call: an mcp_call item, left open for its result.
-    Mcp { server_label: String, tool: String },
-    /// An MCP call that needs approval: an mcp_approval_request item.
-    Approval { server_label: String, tool: String },
+    /// A server-side tool: its item is the tool type's.
+    Server { route: Route },
 }
 
 impl CallKind {
-    /// The event for a piece of this call's arguments; an approval request shows
-    /// its arguments whole, when it is done.
+    /// The event for a piece of this call's arguments.
     fn argument_delta(
         &self,
         item_id: String,
@@ -35,12 +30,16 @@ impl CallKind {
                 output_index,
                 delta,
             }),
-            Self::Mcp { .. } => Some(EventData::McpCallArgumentsDelta {
-                item_id,
-                output_index,
+            Self::Server { route } => route.tool.argument_delta(
+                &CallStart {
+                    item_id: &item_id,
+                    output_index,
+                    target: &route.target,
+                    approval: route.approval,
+                    approval_request_id: None,
+                },
                 delta,
-            }),
-            Self::Approval { .. } => None,
+            ),
         }
     }
 }
@@ -133,38 +132,17 @@ impl Assembler {
             return unnamed;
         };
         let output_index = self.reserve_slot();
-        let (id, kind, item) = match self.routes.get(&name).cloned() {
-            Some(route) if route.approval => {
-                let id = ids::mcp_approval_request_id();
-                let item = Item::McpApprovalRequest(McpApprovalRequestItem {
-                    id: id.clone(),
-                    server_label: route.server_label.clone(),
-                    name: route.tool.clone(),
-                    arguments: String::new(),
-                });
-                let kind = CallKind::Approval {
-                    server_label: route.server_label,
-                    tool: route.tool,
-                };
-                (id, kind, item)
-            }
+        let (id, kind, item, started) = match self.routes.get(&name).cloned() {
             Some(route) => {
-                let id = ids::mcp_call_id();
-                let item = Item::McpCall(McpCallItem {
-                    id: id.clone(),
-                    server_label: route.server_label.clone(),
-                    name: route.tool.clone(),
-                    arguments: String::new(),
-                    output: None,
-                    error: None,
-                    status: Some(McpCallStatus::InProgress),
+                let id = route.tool.new_item_id(route.approval);
+                let (item, started) = route.tool.start(&CallStart {
+                    item_id: &id,
+                    output_index,
+                    target: &route.target,
+                    approval: route.approval,
                     approval_request_id: None,
                 });
-                let kind = CallKind::Mcp {
-                    server_label: route.server_label,
-                    tool: route.tool,
-                };
-                (id, kind, item)
+                (id, CallKind::Server { route }, item, started)
             }
             None => {
                 let id = ids::function_call_id();
@@ -176,18 +154,12 @@ impl Assembler {
                     arguments: String::new(),
                     status: Some(ItemStatus::InProgress),
                 });
-                (id, CallKind::Function { call_id }, item)
+                (id, CallKind::Function { call_id }, item, Vec::new())
             }
         };
         self.emit(EventData::OutputItemAdded { output_index, item }, out);
-        if matches!(kind, CallKind::Mcp { .. }) {
-            self.emit(
-                EventData::McpCallInProgress {
-                    item_id: id.clone(),
-                    output_index,
-                },
-                out,
-            );
+        for data in started {
+            self.emit(data, out);
         }
         if !arguments.is_empty()
             && let Some(data) = kind.argument_delta(id.clone(), output_index, arguments.clone())
@@ -255,249 +227,148 @@ impl Assembler {
                     });
                     (output_index, item)
                 }
-                CallKind::Approval { server_label, tool } => {
-                    self.turn_approvals += 1;
-                    let item = Item::McpApprovalRequest(McpApprovalRequestItem {
-                        id,
-                        server_label,
-                        name: tool,
-                        arguments,
-                    });
-                    (output_index, item)
-                }
-                CallKind::Mcp { server_label, tool } => {
-                    // The item stays open until the call has run (or will not).
-                    self.emit(
-                        EventData::McpCallArgumentsDone {
-                            item_id: id.clone(),
+                CallKind::Server { route } => {
+                    let (done, waiting) = route.tool.arguments_done(
+                        &CallStart {
+                            item_id: &id,
                             output_index,
-                            arguments: arguments.clone(),
+                            target: &route.target,
+                            approval: route.approval,
+                            approval_request_id: None,
                         },
-                        out,
+                        &arguments,
                     );
-                    self.running.push(ServerCall {
-                        output_index,
-                        item_id: id,
-                        server_label,
-                        tool,
-                        arguments,
-                        approval_request_id: None,
-                    });
-                    return None;
+                    if let Some(done) = done {
+                        self.emit(done, out);
+                    }
+                    if let Some(request) = waiting {
+                        // It waits for the client's approval: done as it stands.
+                        self.turn_approvals += 1;
+                        (output_index, request)
+                    } else {
+                        // The item stays open until the call has run (or will not).
+                        self.running.push(ServerCall {
+                            output_index,
+                            item_id: id,
+                            route,
+                            arguments,
+                            approval_request_id: None,
+                        });
+                        return None;
+                    }
                 }
             },
             OpenItem::Reasoning(_) | OpenItem::Message(_) => return None,
         })
     }
 
-    /// An `mcp_list_tools` item starts; returns its output index.
-    pub fn list_started(&mut self, server_label: &str, out: &mut Vec<StreamEvent>) -> usize {
-        let output_index = self.reserve_slot();
-        let id = ids::mcp_list_tools_id();
-        let item = Item::McpListTools(McpListToolsItem {
-            id: id.clone(),
-            server_label: server_label.to_owned(),
-            tools: Vec::new(),
-            error: None,
-        });
-        self.emit(EventData::OutputItemAdded { output_index, item }, out);
-        self.emit(
-            EventData::McpListToolsInProgress {
-                item_id: id.clone(),
-                output_index,
-            },
-            out,
-        );
-        self.pending_lists
-            .push((output_index, id, server_label.to_owned()));
-        output_index
-    }
-
-    /// The listing at `output_index` finished, with the tools or an error.
-    pub fn list_finished(
-        &mut self,
-        output_index: usize,
-        result: Result<Vec<McpListedTool>, String>,
-        out: &mut Vec<StreamEvent>,
-    ) {
-        let Some(position) = self
-            .pending_lists
-            .iter()
-            .position(|(index, _, _)| *index == output_index)
-        else {
-            return;
-        };
-        let (_, id, server_label) = self.pending_lists.remove(position);
-        let (tools, error) = match result {
-            Ok(tools) => (tools, None),
-            Err(error) => (Vec::new(), Some(error)),
-        };
-        let data = if error.is_some() {
-            EventData::McpListToolsFailed {
-                item_id: id.clone(),
-                output_index,
-            }
-        } else {
-            EventData::McpListToolsCompleted {
-                item_id: id.clone(),
-                output_index,
-            }
-        };
-        self.emit(data, out);
-        let item = Item::McpListTools(McpListToolsItem {
-            id,
-            server_label,
-            tools,
-            error,
-        });
-        self.file_done(output_index, item, out);
-    }
-
-    /// An approved call starts outside a model turn: its item carries the
-    /// approval request it answers, and its arguments arrive as one delta.
+    /// A call the client approved starts outside a model turn: its item carries
+    /// the approval request it answers, and its arguments arrive as one delta.
     pub fn call_started(
         &mut self,
-        server_label: &str,
-        tool: &str,
+        route: Route,
         arguments: &str,
         approval_request_id: &str,
         out: &mut Vec<StreamEvent>,
     ) -> ServerCall {
         let output_index = self.reserve_slot();
-        let item_id = ids::mcp_call_id();
-        let item = Item::McpCall(McpCallItem {
-            id: item_id.clone(),
-            server_label: server_label.to_owned(),
-            name: tool.to_owned(),
-            arguments: String::new(),
-            output: None,
-            error: None,
-            status: Some(McpCallStatus::InProgress),
-            approval_request_id: Some(approval_request_id.to_owned()),
-        });
+        let item_id = route.tool.new_item_id(false);
+        let call = CallStart {
+            item_id: &item_id,
+            output_index,
+            target: &route.target,
+            approval: false,
+            approval_request_id: Some(approval_request_id),
+        };
+        let (item, started) = route.tool.start(&call);
         self.emit(EventData::OutputItemAdded { output_index, item }, out);
-        self.emit(
-            EventData::McpCallInProgress {
-                item_id: item_id.clone(),
-                output_index,
-            },
-            out,
-        );
-        self.emit(
-            EventData::McpCallArgumentsDelta {
-                item_id: item_id.clone(),
-                output_index,
-                delta: arguments.to_owned(),
-            },
-            out,
-        );
-        self.emit(
-            EventData::McpCallArgumentsDone {
-                item_id: item_id.clone(),
-                output_index,
-                arguments: arguments.to_owned(),
-            },
-            out,
-        );
+        for data in started {
+            self.emit(data, out);
+        }
+        if let Some(delta) = route.tool.argument_delta(&call, arguments.to_owned()) {
+            self.emit(delta, out);
+        }
+        if let (Some(done), _) = route.tool.arguments_done(&call, arguments) {
+            self.emit(done, out);
+        }
         ServerCall {
             output_index,
             item_id,
-            server_label: server_label.to_owned(),
-            tool: tool.to_owned(),
+            route,
             arguments: arguments.to_owned(),
             approval_request_id: Some(approval_request_id.to_owned()),
         }
     }
 
-    /// A server-side call ran: its item gets the output or the error.
+    /// A server-side call ran: its end events, then its finished item. The
+    /// annotations its result carries wait for the answer that cites them.
     pub fn call_finished(
         &mut self,
         call: ServerCall,
-        result: Result<McpCallResult, McpError>,
+        finished: Finished,
         out: &mut Vec<StreamEvent>,
     ) {
-        let (output, error) = match result {
-            Ok(McpCallResult {
-                output,
-                is_error: false,
-            }) => (Some(output), None),
-            Ok(McpCallResult {
-                output,
-                is_error: true,
-            }) => (
-                None,
-                Some(McpCallErrorKind::McpToolExecutionError {
-                    content: serde_json::json!([{"type": "text", "text": output}]),
-                }),
-            ),
-            Err(McpError::Http { status, message }) => (
-                None,
-                Some(McpCallErrorKind::HttpError {
-                    code: status,
-                    message,
-                }),
-            ),
-            Err(McpError::Protocol { code, message }) => (
-                None,
-                Some(McpCallErrorKind::McpProtocolError { code, message }),
-            ),
-            Err(other) => (
-                None,
-                Some(McpCallErrorKind::McpProtocolError {
-                    // JSON-RPC's "server error" code: the call never got an answer.
-                    code: -32000,
-                    message: other.to_string(),
-                }),
-            ),
-        };
-        let failed = error.is_some();
-        let data = if failed {
-            EventData::McpCallFailed {
-                item_id: call.item_id.clone(),
-                output_index: call.output_index,
-            }
-        } else {
-            EventData::McpCallCompleted {
-                item_id: call.item_id.clone(),
-                output_index: call.output_index,
-            }
-        };
-        self.emit(data, out);
-        let status = if failed {
-            McpCallStatus::Failed
-        } else {
-            McpCallStatus::Completed
-        };
-        self.file_call(call, output, error.map(McpCallError::Typed), status, out);
+        for data in finished.events {
+            self.emit(data, out);
+        }
+        self.citations.extend(finished.annotations);
+        self.file_done(call.output_index, finished.item, out);
     }
 
     /// A server-side call will not run (a limit was reached, or the turn was cut).
     pub fn call_skipped(&mut self, call: ServerCall, reason: &str, out: &mut Vec<StreamEvent>) {
-        let error = McpCallError::Typed(McpCallErrorKind::McpProtocolError {
-            code: -32000,
-            message: reason.to_owned(),
-        });
-        self.file_call(call, None, Some(error), McpCallStatus::Incomplete, out);
+        let item = call.route.tool.skip(&call, reason);
+        self.file_done(call.output_index, item, out);
     }
 
-    fn file_call(
-        &mut self,
-        call: ServerCall,
-        output: Option<String>,
-        error: Option<McpCallError>,
-        status: McpCallStatus,
-        out: &mut Vec<StreamEvent>,
-    ) {
-        let item = Item::McpCall(McpCallItem {
-            id: call.item_id,
-            server_label: call.server_label,
-            name: call.tool,
-            arguments: call.arguments,
-            output,
-            error,
-            status: Some(status),
-            approval_request_id: call.approval_request_id,
-        });
-        self.file_done(call.output_index, item, out);
+    /// Where work outside a model turn (a tool type's preparation) puts its
+    /// items: through this assembler into `out`, which `send` empties.
+    pub fn emitter<'a>(
+        &'a mut self,
+        send: &'a mut (dyn FnMut(&mut Vec<StreamEvent>) + Send),
+    ) -> impl ItemEmitter + 'a {
+        Emitter {
+            assembler: self,
+            out: Vec::new(),
+            send,
+        }
+    }
+}
+
+/// An [`ItemEmitter`] over the assembler: items outside a model turn get their
+/// output indices and sequence numbers here like any other.
+struct Emitter<'a> {
+    assembler: &'a mut Assembler,
+    out: Vec<StreamEvent>,
+    send: &'a mut (dyn FnMut(&mut Vec<StreamEvent>) + Send),
+}
+
+impl ItemEmitter for Emitter<'_> {
+    fn open(&mut self, item: Item, events: Vec<EventData>) -> usize {
+        let output_index = self.assembler.reserve_slot();
+        self.assembler.emit(
+            EventData::OutputItemAdded { output_index, item },
+            &mut self.out,
+        );
+        for data in events {
+            self.assembler.emit(data, &mut self.out);
+        }
+        output_index
+    }
+
+    fn emit(&mut self, event: EventData) {
+        self.assembler.emit(event, &mut self.out);
+    }
+
+    fn finish(&mut self, output_index: usize, events: Vec<EventData>, item: Item) {
+        for data in events {
+            self.assembler.emit(data, &mut self.out);
+        }
+        self.assembler.file_done(output_index, item, &mut self.out);
+        (self.send)(&mut self.out);
+    }
+
+    fn flush(&mut self) {
+        (self.send)(&mut self.out);
     }
 }

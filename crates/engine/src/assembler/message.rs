@@ -206,21 +206,37 @@ impl Assembler {
                 OpenPart::Text {
                     text,
                     logprobs,
-                    annotations,
-                } => (
-                    EventData::OutputTextDone {
-                        item_id: id.clone(),
-                        output_index,
-                        content_index,
-                        text: text.clone(),
-                        logprobs: logprobs.clone(),
-                    },
-                    ContentPart::OutputText(OutputText {
-                        text,
-                        annotations,
-                        logprobs: self.logprobs.then_some(logprobs),
-                    }),
-                ),
+                    mut annotations,
+                } => {
+                    // Citations of server-side results this answer follows.
+                    for annotation in std::mem::take(&mut self.citations) {
+                        self.emit(
+                            EventData::OutputTextAnnotationAdded {
+                                item_id: id.clone(),
+                                output_index,
+                                content_index,
+                                annotation_index: annotations.len(),
+                                annotation: annotation.clone(),
+                            },
+                            out,
+                        );
+                        annotations.push(annotation);
+                    }
+                    (
+                        EventData::OutputTextDone {
+                            item_id: id.clone(),
+                            output_index,
+                            content_index,
+                            text: text.clone(),
+                            logprobs: logprobs.clone(),
+                        },
+                        ContentPart::OutputText(OutputText {
+                            text,
+                            annotations,
+                            logprobs: self.logprobs.then_some(logprobs),
+                        }),
+                    )
+                }
                 OpenPart::Refusal { text } => (
                     EventData::RefusalDone {
                         item_id: id.clone(),

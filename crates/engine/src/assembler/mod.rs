@@ -13,6 +13,7 @@ use antwort_api::{
 
 use crate::catalog::Routes;
 use crate::model::{FinishReason, ModelEvent};
+use crate::tool::ServerCall;
 
 /// Which names reasoning text events carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -50,25 +51,14 @@ pub struct Assembler {
     /// closes it before the turn ends, and it still counts.
     turn_client_calls: usize,
     turn_approvals: usize,
-    /// Tool listings under way: output index, item id, server label.
-    pending_lists: Vec<(usize, String, String)>,
+    /// Annotations server-side results carry (citations of search results),
+    /// waiting for the next output text, which cites them.
+    citations: Vec<serde_json::Value>,
     /// Why the current model turn stopped, once the backend said so.
     finish: Option<FinishReason>,
     /// Usage of the current model turn; turns add up in the response's usage.
     turn_usage: Option<Usage>,
     finished: bool,
-}
-
-/// A server-side tool call whose item is open until its result is in.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServerCall {
-    pub output_index: usize,
-    pub item_id: String,
-    pub server_label: String,
-    /// The tool's name on its server.
-    pub tool: String,
-    pub arguments: String,
-    pub approval_request_id: Option<String>,
 }
 
 /// How a model turn ended.
@@ -125,7 +115,7 @@ impl Assembler {
             summarize_reasoning: false,
             routes: Routes::default(),
             running: Vec::new(),
-            pending_lists: Vec::new(),
+            citations: Vec::new(),
             turn_client_calls: 0,
             turn_approvals: 0,
             finish: None,

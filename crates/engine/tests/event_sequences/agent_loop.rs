@@ -11,9 +11,9 @@ use antwort_engine::mcp::{McpCallResult, McpConnector, McpError, McpListedTool, 
 use super::*;
 
 /// A backend that plays one script per model turn and records every request.
-struct TurnsBackend {
-    turns: Mutex<VecDeque<Vec<Result<ModelEvent, BackendError>>>>,
-    seen: Mutex<Vec<ModelRequest>>,
+pub(crate) struct TurnsBackend {
+    pub(crate) turns: Mutex<VecDeque<Vec<Result<ModelEvent, BackendError>>>>,
+    pub(crate) seen: Mutex<Vec<ModelRequest>>,
 }
 
 #[async_trait]

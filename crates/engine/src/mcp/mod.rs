@@ -1,10 +1,17 @@
-//! The seam between the engine and MCP servers: what the agentic loop asks of them
-//! (list a server's tools, call one) and what it gets back. The `tools` crate
-//! implements [`McpConnector`] over real transports; the engine never speaks MCP.
+//! MCP in the engine: the seam to MCP servers ([`McpConnector`]: list a server's
+//! tools, call one; the `tools` crate implements it over real transports, the
+//! engine never speaks MCP) and MCP as a server-side tool type ([`McpType`],
+//! through the kind-neutral seam of `crate::tool`).
+
+mod declared;
+mod tools;
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+
+pub use declared::mcp_tool_name;
+pub use tools::McpType;
 
 /// An MCP server as a request names it: a per-request server with a URL, or a
 /// server defined in the configuration (no URL; the connector knows it by label).
