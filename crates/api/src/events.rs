@@ -279,6 +279,19 @@ impl EventData {
         }
     }
 
+    /// The id of the response, from an event that carries the response object.
+    pub fn response_id(&self) -> Option<&str> {
+        match self {
+            Self::Created { response }
+            | Self::Queued { response }
+            | Self::InProgress { response }
+            | Self::Completed { response }
+            | Self::Incomplete { response }
+            | Self::Failed { response } => Some(&response.id),
+            _ => None,
+        }
+    }
+
     /// The final response, if this event ends the stream.
     pub fn terminal_response(&self) -> Option<&Response> {
         match self {

@@ -14,6 +14,7 @@ pub mod compaction;
 mod context;
 pub mod conversations;
 pub mod error;
+pub mod events;
 pub mod ids;
 pub mod mcp;
 pub mod model;
@@ -31,6 +32,7 @@ mod truncation;
 use std::sync::Arc;
 
 use antwort_api::{ApiError, CreateResponseRequest, Item, Model};
+use futures::StreamExt;
 
 pub use assembler::{Assembler, ReasoningEventNames};
 pub use mcp::McpConnector;
@@ -127,6 +129,8 @@ pub struct Started {
     /// Whether the response is stored, and so must finish without its client.
     store: bool,
     tasks: tokio_util::task::TaskTracker,
+    log: Arc<dyn events::EventLog>,
+    scope: Scope,
     /// Hosted tool types the request listed that were not offered to the model.
     pub skipped_tools: Vec<String>,
 }
@@ -137,17 +141,33 @@ impl Started {
     /// by the client, so that its going away cancels generation upstream.
     pub fn events(self) -> Events {
         if self.store {
-            Events::Detached(self.stream.detach(&self.tasks))
+            Events::Detached(self.stream.detach(&self.tasks, &*self.log, &self.scope))
         } else {
             Events::Attached(Box::new(self.stream))
         }
     }
 }
 
-/// The event stream of a started response, attached to its client or detached.
+/// The event stream of a started response: attached to its client (its
+/// loop runs as the client reads), or a follower of the response's event log.
 pub enum Events {
     Attached(Box<ResponseStream>),
-    Detached(stream::DetachedStream),
+    Detached(events::EventStream),
+}
+
+impl Events {
+    /// The events as the log shares them (no copies), for the views.
+    pub fn shared(self) -> events::EventStream {
+        match self {
+            Events::Attached(stream) => stream.boxed(),
+            Events::Detached(stream) => stream,
+        }
+    }
+
+    /// The JSON view: the final response.
+    pub async fn into_response(self) -> Result<antwort_api::Response, ApiError> {
+        stream::final_response(self.shared()).await
+    }
 }
 
 impl futures::Stream for Events {
@@ -157,17 +177,14 @@ impl futures::Stream for Events {
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
-        match self.get_mut() {
+        let next = match self.get_mut() {
             Events::Attached(stream) => std::pin::Pin::new(stream.as_mut()).poll_next(cx),
-            Events::Detached(stream) => std::pin::Pin::new(stream).poll_next(cx),
-        }
-    }
-}
-
-impl Events {
-    /// The JSON view: the final response.
-    pub async fn into_response(self) -> Result<antwort_api::Response, ApiError> {
-        stream::final_response(self).await
+            Events::Detached(stream) => stream.as_mut().poll_next(cx),
+        };
+        // An event a log still shares is copied; one only this stream holds is not.
+        next.map(|event| {
+            event.map(|event| Arc::try_unwrap(event).unwrap_or_else(|shared| (*shared).clone()))
+        })
     }
 }
 
@@ -181,6 +198,8 @@ pub struct Engine {
     config: Arc<EngineConfig>,
     /// Detached work (stored responses whose client may be gone), awaited on shutdown.
     tasks: tokio_util::task::TaskTracker,
+    /// The event logs detached responses append to and their clients follow.
+    log: Arc<dyn events::EventLog>,
 }
 
 impl Engine {
@@ -191,7 +210,21 @@ impl Engine {
             tool_types: Arc::new(vec![Arc::new(mcp::McpType::new(Arc::new(mcp::NoMcp)))]),
             config: Arc::new(config),
             tasks: tokio_util::task::TaskTracker::new(),
+            log: Arc::new(events::MemoryEventLog::default()),
         }
+    }
+
+    /// Appends detached responses' events to `log` instead of the in-process one.
+    pub fn with_event_log(mut self, log: Arc<dyn events::EventLog>) -> Self {
+        self.log = log;
+        self
+    }
+
+    /// The live events of response `id` after sequence number `after`, from
+    /// its event log; `None` when it is not running here (or those events are
+    /// gone). The seam for resuming a stream (`starting_after`).
+    pub fn follow(&self, scope: &Scope, id: &str, after: Option<u64>) -> Option<Events> {
+        self.log.follow(scope, id, after).map(Events::Detached)
     }
 
     /// Runs MCP tools through `mcp` (without it, every MCP server is unknown).
@@ -410,6 +443,8 @@ impl Engine {
             stream: ResponseStream::new(response_id, |sink| run.run(sink)),
             store,
             tasks: self.tasks.clone(),
+            log: self.log.clone(),
+            scope: scope.clone(),
             skipped_tools: plan.skipped_tools,
         })
     }

@@ -7,7 +7,8 @@
 //! response is written before its terminal event is released, so a client told
 //! "completed" can rely on finding it; and [`ResponseStream::detach`] runs a
 //! stream to its end on its own task, for work that must finish even when the
-//! client goes away.
+//! client goes away, appending its events to the response's event log
+//! ([`crate::events`]), which its client and any other follower read.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, StreamExt};
 use tokio::sync::mpsc;
 
+use crate::events::{EventLog, EventStream, SharedEvent};
 use crate::store::{ResponseStore, Scope, StoreError, StoredResponse};
 
 /// Where and what to save when the response ends.
@@ -40,17 +42,19 @@ impl Persist {
     }
 }
 
-/// Where the loop puts its events. They travel boxed: a channel allocates its
-/// slots in blocks, and a block of pointers is a fraction of a block of events
-/// (216 bytes each), which every open stream would hold.
-pub(crate) struct EventSink(mpsc::UnboundedSender<Box<StreamEvent>>);
+/// Where the loop puts its events. They travel behind a pointer: a channel
+/// allocates its slots in blocks, and a block of pointers is a fraction of a
+/// block of events (216 bytes each), which every open stream would hold; and an
+/// `Arc` is what an event log shares with its followers, so the same one
+/// allocation serves both paths.
+pub(crate) struct EventSink(mpsc::UnboundedSender<SharedEvent>);
 
 impl EventSink {
     /// Sends and clears `events`. A closed receiver only means nobody watches
     /// any more: detached work goes on regardless.
     pub(crate) fn send(&self, events: &mut Vec<StreamEvent>) {
         for event in events.drain(..) {
-            let _ = self.0.send(Box::new(event));
+            let _ = self.0.send(Arc::new(event));
         }
     }
 }
@@ -59,7 +63,7 @@ pub struct ResponseStream {
     /// The loop, until it has finished.
     driver: Option<BoxFuture<'static, ()>>,
     /// None once detached.
-    events: Option<mpsc::UnboundedReceiver<Box<StreamEvent>>>,
+    events: Option<mpsc::UnboundedReceiver<SharedEvent>>,
     response_id: String,
 }
 
@@ -82,15 +86,27 @@ impl ResponseStream {
     }
 
     /// Runs the stream to its end on a task of its own, tracked by `tasks` so that
-    /// shutdown can wait for it, and hands back its events. If the receiver is
-    /// dropped (the client went away), the work still finishes and is saved.
-    pub fn detach(mut self, tasks: &tokio_util::task::TaskTracker) -> DetachedStream {
-        if let Some(driver) = self.driver.take() {
-            crate::tasks::spawn_tracked(tasks, driver);
-        }
-        DetachedStream {
-            receiver: self.events.take(),
-        }
+    /// shutdown can wait for it, appending its events to `log`, and hands back a
+    /// follower of that log from the first event. If the follower is dropped (the
+    /// client went away), the work still finishes and is saved; while it reads
+    /// slowly, the work waits for it (the log is bounded).
+    pub fn detach(
+        self,
+        tasks: &tokio_util::task::TaskTracker,
+        log: &dyn EventLog,
+        scope: &Scope,
+    ) -> EventStream {
+        let mut writer = log.create(scope, &self.response_id);
+        // Following before the first append: the client sees every event.
+        let follower = log.follow(scope, &self.response_id, None);
+        let mut events = self;
+        crate::tasks::spawn_tracked(tasks, async move {
+            while let Some(event) = events.next().await {
+                writer.append(event).await;
+            }
+            writer.close();
+        });
+        follower.unwrap_or_else(|| futures::stream::empty().boxed())
     }
 }
 
@@ -106,16 +122,16 @@ impl Drop for ResponseStream {
 }
 
 impl Stream for ResponseStream {
-    type Item = StreamEvent;
+    type Item = SharedEvent;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<StreamEvent>> {
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<SharedEvent>> {
         let this = &mut *self;
         let Some(events) = this.events.as_mut() else {
             return Poll::Ready(None);
         };
         loop {
             if let Ok(event) = events.try_recv() {
-                return Poll::Ready(Some(*event));
+                return Poll::Ready(Some(event));
             }
             let Some(driver) = this.driver.as_mut() else {
                 return Poll::Ready(None);
@@ -125,7 +141,7 @@ impl Stream for ResponseStream {
                 Poll::Ready(()) => this.driver = None,
                 Poll::Pending => {
                     return match events.try_recv() {
-                        Ok(event) => Poll::Ready(Some(*event)),
+                        Ok(event) => Poll::Ready(Some(event)),
                         Err(_) => Poll::Pending,
                     };
                 }
@@ -134,37 +150,26 @@ impl Stream for ResponseStream {
     }
 }
 
-/// The events of a detached response stream.
-pub struct DetachedStream {
-    receiver: Option<mpsc::UnboundedReceiver<Box<StreamEvent>>>,
-}
-
-impl Stream for DetachedStream {
-    type Item = StreamEvent;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<StreamEvent>> {
-        match self.receiver.as_mut() {
-            Some(receiver) => receiver
-                .poll_recv(cx)
-                .map(|event| event.map(|event| *event)),
-            None => Poll::Ready(None),
-        }
-    }
-}
-
-/// The JSON view: drains a response's events and returns the final response.
+/// The JSON view: drains a response's events and returns the final response
+/// (copying only the terminal event's, when the log still shares it).
 pub async fn final_response(
-    mut events: impl Stream<Item = StreamEvent> + Unpin,
+    mut events: impl Stream<Item = SharedEvent> + Unpin,
 ) -> Result<Response, ApiError> {
     let mut last = None;
     while let Some(event) = events.next().await {
-        if let EventData::Completed { response }
-        | EventData::Incomplete { response }
-        | EventData::Failed { response } = event.data
-        {
-            last = Some(*response);
+        if event.data.terminal_response().is_some() {
+            last = Some(event);
         }
     }
+    let last = last.and_then(|event| match Arc::try_unwrap(event) {
+        Ok(event) => match event.data {
+            EventData::Completed { response }
+            | EventData::Incomplete { response }
+            | EventData::Failed { response } => Some(*response),
+            _ => None,
+        },
+        Err(shared) => shared.data.terminal_response().cloned(),
+    });
     last.ok_or_else(|| {
         ApiError::new(
             ErrorCode::InternalError,

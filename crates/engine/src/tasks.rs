@@ -36,7 +36,8 @@ where
 }
 
 /// Starts a named OS thread (for blocking work such as a database connection
-/// of its own) whose log lines stay inside the caller's span.
+/// of its own) whose log lines stay inside the caller's span, reported to the
+/// caller's subscriber (a thread does not inherit a scoped one by itself).
 #[allow(
     clippy::disallowed_methods,
     reason = "the one place that starts a thread"
@@ -46,7 +47,40 @@ pub fn spawn_thread(
     body: impl FnOnce() + Send + 'static,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let span = tracing::Span::current();
+    let dispatch = tracing::dispatcher::get_default(Clone::clone);
     std::thread::Builder::new()
         .name(name.to_owned())
-        .spawn(move || span.in_scope(body))
+        .spawn(move || tracing::dispatcher::with_default(&dispatch, || span.in_scope(body)))
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn spawned_work_keeps_the_callers_span() {
+        let _guard = tracing::subscriber::set_default(tracing_subscriber::registry());
+        let span = tracing::info_span!("http", request_id = "req-1");
+        let tracker = tokio_util::task::TaskTracker::new();
+        let current = || tracing::Span::current().id();
+        let (task, tracked, thread) = {
+            let _entered = span.enter();
+            (
+                super::spawn(async move { current() }),
+                super::spawn_tracked(&tracker, async move { current() }),
+                super::spawn_thread("test-thread", move || {}).map(|_| ()),
+            )
+        };
+        assert!(span.id().is_some());
+        assert_eq!(task.await.unwrap(), span.id());
+        assert_eq!(tracked.await.unwrap(), span.id());
+        thread.unwrap();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        {
+            let _entered = span.enter();
+            super::spawn_thread("test-thread", move || {
+                let _ = sender.send(tracing::Span::current().id());
+            })
+            .unwrap();
+        }
+        assert_eq!(receiver.recv().unwrap(), span.id());
+    }
 }

@@ -466,3 +466,72 @@ async fn a_call_named_after_its_first_arguments_keeps_them_all() {
     assert_eq!(call["name"], "get_weather");
     assert_eq!(call["arguments"], "{\"city\":\"Paris\"}");
 }
+
+/// A backend that sends a first delta, then waits for the test to release the
+/// rest: the response is still running while the test looks at it.
+struct GatedBackend {
+    gate: Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+}
+
+#[async_trait]
+impl Backend for GatedBackend {
+    async fn generate(&self, _: &ModelRequest) -> Result<ModelStream, BackendError> {
+        let gate = self.gate.lock().unwrap().take();
+        let rest = futures::stream::once(async move {
+            if let Some(gate) = gate {
+                let _ = gate.await;
+            }
+            finish(FinishReason::Stop)
+        });
+        Ok(futures::stream::iter(vec![text("one")]).chain(rest).boxed())
+    }
+    async fn list_models(&self) -> Result<Vec<Model>, BackendError> {
+        Ok(Vec::new())
+    }
+    async fn check_ready(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_stored_response_is_a_log_a_second_reader_can_follow() {
+    let (release, gate) = tokio::sync::oneshot::channel();
+    let engine = Engine::new(
+        Backends::single(
+            "test",
+            Arc::new(GatedBackend {
+                gate: Mutex::new(Some(gate)),
+            }),
+        ),
+        Stores::responses_only(Arc::new(RecordingStore::default())),
+        EngineConfig {
+            default_model: Some("m".into()),
+            ..EngineConfig::default()
+        },
+    );
+    let request = CreateResponseRequest::from_json(br#"{"input": "hi"}"#).unwrap();
+    let mut first = engine
+        .create(&Scope::default(), request)
+        .await
+        .unwrap()
+        .events();
+    let created = first.next().await.unwrap();
+    let id = created.data.response_id().unwrap().to_owned();
+    let second = engine
+        .follow(&Scope::default(), &id, Some(created.sequence_number))
+        .expect("the response is live");
+    let stranger = Scope {
+        tenant: "other".into(),
+        owner: "other".into(),
+    };
+    assert!(engine.follow(&stranger, &id, None).is_none());
+    release.send(()).unwrap();
+    let rest: Vec<_> = first.collect().await;
+    let followed: Vec<_> = second.collect().await;
+    assert_eq!(
+        rest, followed,
+        "both readers see the same events after the first"
+    );
+    assert!(rest.last().unwrap().data.terminal_response().is_some());
+    check_grammar(&[vec![created], rest].concat());
+}

@@ -10,12 +10,12 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
 
 pub fn sse_response(
-    stream: impl Stream<Item = StreamEvent> + Send + 'static,
+    stream: impl Stream<Item = std::sync::Arc<StreamEvent>> + Send + 'static,
     keepalive: Duration,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let events = stream
         .map(|event| {
-            let data = match serde_json::to_string(&event) {
+            let data = match serde_json::to_string(&*event) {
                 Ok(data) => data,
                 Err(error) => {
                     // Our own types always serialize; if one ever does not, say so

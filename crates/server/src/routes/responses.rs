@@ -27,7 +27,7 @@ pub async fn create(
     let skipped = started.skipped_tools.join(",");
     let events = started.events();
     let mut response = if stream {
-        sse_response(events, state.config.keepalive_interval).into_response()
+        sse_response(events.shared(), state.config.keepalive_interval).into_response()
     } else {
         let response = events.into_response().await?;
         if response.status == ResponseStatus::Failed {
