@@ -65,7 +65,12 @@ pub async fn build_engine(config: &Config) -> anyhow::Result<Engine> {
         timeout: config.engine.backend_timeout,
     })?;
     let store = open_store(config).await?;
-    let mcp = antwort_tools::McpClient::new(mcp_settings(&config.mcp, config.url_policy())?)
+    // One egress guard for every URL a request names, whichever tool fetches it.
+    let egress = Arc::new(
+        antwort_egress::EgressGuard::new(&url_policy(config.url_policy()))
+            .context("invalid egress.url_policy")?,
+    );
+    let mcp = antwort_tools::McpClient::with_guard(mcp_settings(&config.mcp)?, egress)
         .context("cannot set up the MCP client")?;
     let engine = Engine::new(
         antwort_engine::Backends::single("default", Arc::new(backend)),
@@ -98,10 +103,7 @@ pub async fn build_engine(config: &Config) -> anyhow::Result<Engine> {
 }
 
 /// The MCP client's settings from `mcp`, with secrets read from their files.
-fn mcp_settings(
-    section: &config::McpSection,
-    url_policy: &config::UrlPolicySection,
-) -> anyhow::Result<antwort_tools::McpSettings> {
+fn mcp_settings(section: &config::McpSection) -> anyhow::Result<antwort_tools::McpSettings> {
     use antwort_tools::{McpAuth, McpServerSettings, McpTransport, OAuthClientCredentials};
     let read = |value: Option<&str>, file: &Option<String>| -> anyhow::Result<String> {
         match (value, file) {
@@ -160,14 +162,18 @@ fn mcp_settings(
         token_timeout: section.token_timeout,
         max_output_bytes: section.max_output_bytes,
         tools_cache_ttl: section.tools_cache_ttl,
-        policy: antwort_tools::UrlPolicy {
-            allow_loopback: url_policy.allow_loopback,
-            allow_private: url_policy.allow_private,
-            allow: url_policy.allow.clone(),
-            deny: url_policy.deny.clone(),
-        },
         ..antwort_tools::McpSettings::default()
     })
+}
+
+/// The egress guard's policy from its configuration section.
+fn url_policy(section: &config::UrlPolicySection) -> antwort_egress::UrlPolicy {
+    antwort_egress::UrlPolicy {
+        allow_loopback: section.allow_loopback,
+        allow_private: section.allow_private,
+        allow: section.allow.clone(),
+        deny: section.deny.clone(),
+    }
 }
 
 /// Serves until `shutdown` resolves, then, for at most `server.shutdown_timeout`,

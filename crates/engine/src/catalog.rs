@@ -85,6 +85,8 @@ pub fn check_tool_choice(
             }
             Ok(())
         }
+        // A hosted tool type this gateway runs claims its own choice.
+        ToolChoice::Hosted { .. } if claimed => Ok(()),
         ToolChoice::Hosted { kind } => Err(ApiError::unsupported(
             "tool_choice",
             format!("tool_choice of type '{kind}' names a hosted tool this gateway does not run"),
@@ -183,7 +185,7 @@ impl Catalog {
                 ToolChoice::Mode(m) => mode(m),
                 ToolChoice::Function { name } => ModelToolChoice::Function(name.clone()),
                 ToolChoice::AllowedTools { mode: m, .. } => mode(m),
-                ToolChoice::Hosted { .. } => ModelToolChoice::Auto,
+                ToolChoice::Hosted { .. } => forced.unwrap_or(ModelToolChoice::Auto),
                 ToolChoice::Mcp { .. } => forced.unwrap_or(ModelToolChoice::Required),
             }
         };

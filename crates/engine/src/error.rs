@@ -43,10 +43,12 @@ pub fn backend_error(error: BackendError) -> ApiError {
                 ..ApiError::new(code, text)
             }
         }
-        BackendErrorKind::Protocol(detail) => ApiError::new(
-            ErrorCode::BackendError,
-            format!("The inference backend sent an invalid answer: {detail}"),
-        ),
+        BackendErrorKind::Protocol(detail) | BackendErrorKind::Interrupted(detail) => {
+            ApiError::new(
+                ErrorCode::BackendError,
+                format!("The inference backend sent an invalid answer: {detail}"),
+            )
+        }
     }
 }
 

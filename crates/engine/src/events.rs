@@ -139,8 +139,8 @@ impl EventLog for MemoryEventLog {
         let start = after.map_or(0, |after| after.saturating_add(1));
         let id = {
             let mut state = shared.state.lock().ok()?;
-            if start < state.first {
-                // Those events have left the window.
+            if start < state.first || start > state.next_index() {
+                // Those events have left the window, or never were.
                 return None;
             }
             let id = state.next_follower;
@@ -179,7 +179,7 @@ impl LogWriter for MemoryWriter {
                 };
                 let next = state.next_index();
                 let slowest = state.cursors.values().copied().min().unwrap_or(next);
-                if next - slowest < shared.window as u64 {
+                if next.saturating_sub(slowest) < shared.window as u64 {
                     state.events.push_back(event);
                     while state.events.len() > shared.window {
                         state.events.pop_front();
@@ -322,5 +322,9 @@ mod tests {
             "event 0 left the window"
         );
         assert!(log.follow(&scope, "resp_1", Some(97)).is_some());
+        assert!(
+            log.follow(&scope, "resp_1", Some(u64::MAX)).is_none(),
+            "nothing after events that never were"
+        );
     }
 }

@@ -4,9 +4,9 @@
 //! A backend translates these to its own protocol (Chat Completions today, native
 //! Responses next); the engine never sees a backend's wire format. The events
 //! speak items, not only Chat deltas: a native Responses backend reports item
-//! boundaries and ids, reasoning summaries beside reasoning text,
-//! `encrypted_content`, annotations and whole items of hosted tools it ran, and
-//! loses nothing on the way. Errors are classified ([`BackendError::is_retryable`],
+//! boundaries (with its ids, which the assembler replaces with its own),
+//! reasoning summaries beside reasoning text, `encrypted_content`, annotations
+//! and whole items of hosted tools it ran. Errors are classified ([`BackendError::is_retryable`],
 //! [`BackendError::retry_after`], the backend's name) so that retry and fallback
 //! can wrap a backend, and [`peek`] lets such a wrapper see a backend's first
 //! event before it commits to it.
@@ -163,6 +163,12 @@ pub enum BackendErrorKind {
     },
     #[error("the backend sent an invalid answer: {0}")]
     Protocol(String),
+    /// The backend accepted the request and then failed: an error chunk, a cut
+    /// connection, a stream that ended before its finish. Asking again may
+    /// succeed, which a wrapper does only before anything reached the client
+    /// (see [`peek`]).
+    #[error("the backend failed mid-stream: {0}")]
+    Interrupted(String),
 }
 
 impl From<BackendErrorKind> for BackendError {
@@ -187,6 +193,10 @@ impl BackendError {
         BackendErrorKind::Protocol(detail.into()).into()
     }
 
+    pub fn interrupted(detail: impl Into<String>) -> Self {
+        BackendErrorKind::Interrupted(detail.into()).into()
+    }
+
     pub fn status(status: u16, message: impl Into<String>, retry_after: Option<Duration>) -> Self {
         BackendErrorKind::Status {
             status,
@@ -205,12 +215,14 @@ impl BackendError {
     }
 
     /// Whether asking again (this backend later, or another one) may succeed:
-    /// the backend could not be reached or did not answer in time, or answered
-    /// 408, 409, 429 or a 5xx. A 4xx about the request, or an answer that is
-    /// not the protocol, would fail the same way again.
+    /// the backend could not be reached, did not answer in time, failed
+    /// mid-stream, or answered 408, 409, 429 or a 5xx. A 4xx about the request,
+    /// or an answer that is not the protocol, would fail the same way again.
     pub fn is_retryable(&self) -> bool {
         match &self.kind {
-            BackendErrorKind::Unavailable(_) | BackendErrorKind::Timeout(_) => true,
+            BackendErrorKind::Unavailable(_)
+            | BackendErrorKind::Timeout(_)
+            | BackendErrorKind::Interrupted(_) => true,
             BackendErrorKind::Status { status, .. } => {
                 matches!(status, 408 | 409 | 429) || *status >= 500
             }
@@ -255,6 +267,7 @@ mod tests {
         assert_eq!(limited.retry_after(), Some(Duration::from_secs(3)));
         assert!(!BackendError::status(400, "bad", None).is_retryable());
         assert!(!BackendError::protocol("not json").is_retryable());
+        assert!(BackendError::interrupted("error chunk").is_retryable());
         let named = BackendError::timeout("x")
             .from_backend("vllm-a")
             .from_backend("b");

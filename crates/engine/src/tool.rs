@@ -67,7 +67,8 @@ pub trait ServerTool: Send + Sync {
     fn kind(&self) -> &'static str;
 
     /// Checks a `tool_choice` that names this type (an `allowed_tools` entry of
-    /// it included). `Ok(false)` when the choice is not about this type.
+    /// it, or `{"type": "<kind>"}` for a hosted type, included). `Ok(false)`
+    /// when the choice is not about this type.
     fn check_choice(&self, choice: &ToolChoice) -> Result<bool, ApiError>;
 
     /// Learns what the stored context already settled (MCP: tool lists from
@@ -94,8 +95,8 @@ pub trait ServerTool: Send + Sync {
     /// What the model is offered under `choice`, each function with its route.
     fn offers(&self, choice: &ToolChoice) -> Vec<Offer>;
 
-    /// The model's tool choice when `choice` forces this type, given the names
-    /// offered for it.
+    /// The model's tool choice when `choice` forces this type (its offered
+    /// names given); a forced choice offers this type's functions only.
     fn forced_choice(&self, choice: &ToolChoice, offered: &[&Offer]) -> Option<ModelToolChoice>;
 
     /// A new call's item id (of the approval request, when `approval`).

@@ -82,8 +82,18 @@ impl std::fmt::Debug for McpClient {
 }
 
 impl McpClient {
-    /// Checks the settings and builds the client. Nothing connects yet.
+    /// Checks the settings and builds the client, with an egress guard of its
+    /// own from `settings.policy`. Nothing connects yet.
     pub fn new(settings: McpSettings) -> Result<Self, ToolsError> {
+        let guard = Arc::new(
+            EgressGuard::new(&settings.policy).map_err(|e| ToolsError::Settings(e.to_string()))?,
+        );
+        Self::with_guard(settings, guard)
+    }
+
+    /// Builds the client on a shared egress guard (the one every outbound fetch
+    /// of the gateway goes through); `settings.policy` is not read.
+    pub fn with_guard(settings: McpSettings, guard: Arc<EgressGuard>) -> Result<Self, ToolsError> {
         for (name, value) in [
             ("connect_timeout", settings.connect_timeout),
             ("list_timeout", settings.list_timeout),
@@ -99,9 +109,6 @@ impl McpClient {
                 "mcp max_output_bytes must be positive".to_owned(),
             ));
         }
-        let guard = Arc::new(
-            EgressGuard::new(&settings.policy).map_err(|e| ToolsError::Settings(e.to_string()))?,
-        );
         let clients = HttpClients::new(settings.connect_timeout, guard.clone())?;
         let mut configured = HashMap::new();
         for server in settings.servers {

@@ -299,14 +299,14 @@ impl Stream for ChunkStream {
                 Poll::Ready(None) => {
                     this.done = true;
                     if !this.finished {
-                        return Poll::Ready(Some(Err(BackendError::protocol(
+                        return Poll::Ready(Some(Err(BackendError::interrupted(
                             "the backend closed the stream before finishing",
                         ))));
                     }
                 }
                 Poll::Ready(Some(Err(error))) => {
                     this.done = true;
-                    return Poll::Ready(Some(Err(BackendError::protocol(format!(
+                    return Poll::Ready(Some(Err(BackendError::interrupted(format!(
                         "the stream was interrupted: {error}"
                     )))));
                 }
@@ -334,7 +334,7 @@ impl Stream for ChunkStream {
                             .get("message")
                             .and_then(|m| m.as_str())
                             .map_or_else(|| error.to_string(), str::to_owned);
-                        return Poll::Ready(Some(Err(BackendError::protocol(format!(
+                        return Poll::Ready(Some(Err(BackendError::interrupted(format!(
                             "the backend reported an error mid-stream: {message}"
                         )))));
                     }

@@ -16,8 +16,12 @@ pub(super) struct OpenReasoning {
     text: Option<String>,
     /// Summary parts by index.
     summary: Vec<String>,
-    /// Summary part 0 mirrors the text (the backend wrote no summary).
+    /// Summary part 0 mirrors the text (the backend wrote no summary when it
+    /// began); the backend's own parts, if it sends some later, follow it.
     mirrored: bool,
+    /// Text deltas still go to part 0: until the backend sends a summary of its
+    /// own, which then stands for the rest of the reasoning.
+    mirroring: bool,
     encrypted: Option<String>,
 }
 
@@ -43,6 +47,7 @@ impl Assembler {
                 text: None,
                 summary: Vec::new(),
                 mirrored: false,
+                mirroring: false,
                 encrypted: None,
             }));
         }
@@ -75,6 +80,7 @@ impl Assembler {
             });
             if mirror && reasoning.summary.is_empty() {
                 reasoning.mirrored = true;
+                reasoning.mirroring = true;
                 reasoning.summary.push(String::new());
                 events.push(EventData::ReasoningSummaryPartAdded {
                     item_id: item_id.clone(),
@@ -89,7 +95,7 @@ impl Assembler {
         if let Some(text) = reasoning.text.as_mut() {
             text.push_str(&delta);
         }
-        let mirrored = reasoning.mirrored;
+        let mirrored = reasoning.mirroring;
         if let Some(part) = reasoning.summary.first_mut().filter(|_| mirrored) {
             part.push_str(&delta);
         }
@@ -134,6 +140,7 @@ impl Assembler {
             return;
         };
         let (item_id, output_index) = (reasoning.id.clone(), reasoning.output_index);
+        reasoning.mirroring = false;
         // A part mirrored before the backend's first summary keeps index 0.
         let index = summary_index as usize + usize::from(reasoning.mirrored);
         while reasoning.summary.len() <= index {

@@ -81,8 +81,8 @@ impl ServerTool for Search {
         "web_search"
     }
 
-    fn check_choice(&self, _: &ToolChoice) -> Result<bool, ApiError> {
-        Ok(false)
+    fn check_choice(&self, choice: &ToolChoice) -> Result<bool, ApiError> {
+        Ok(matches!(choice, ToolChoice::Hosted { kind } if kind == "web_search"))
     }
 
     fn read_context(&mut self, _: &[Item], _: usize) -> Result<Vec<ApprovedCall>, ApiError> {
@@ -107,8 +107,9 @@ impl ServerTool for Search {
         }]
     }
 
-    fn forced_choice(&self, _: &ToolChoice, _: &[&Offer]) -> Option<ModelToolChoice> {
-        None
+    fn forced_choice(&self, choice: &ToolChoice, _: &[&Offer]) -> Option<ModelToolChoice> {
+        matches!(choice, ToolChoice::Hosted { kind } if kind == "web_search")
+            .then(|| ModelToolChoice::Function("web_search".into()))
     }
 
     fn new_item_id(&self, _: bool) -> String {
@@ -223,4 +224,49 @@ async fn a_new_tool_type_plugs_into_the_loop_through_the_seam() {
         ["message", "function_call", "function_call_output"],
         "the model sees the search as a call and its result"
     );
+}
+
+#[tokio::test]
+async fn a_hosted_tool_choice_forces_the_tool_type_that_runs_it() {
+    let backend = Arc::new(TurnsBackend {
+        turns: Mutex::new(VecDeque::from(vec![vec![
+            text("no search needed"),
+            finish(FinishReason::Stop),
+        ]])),
+        seen: Mutex::new(Vec::new()),
+    });
+    let engine = Engine::new(
+        Backends::single("test", backend.clone()),
+        Stores::responses_only(Arc::new(RecordingStore::default())),
+        EngineConfig {
+            default_model: Some("m".into()),
+            ..EngineConfig::default()
+        },
+    );
+    let body = br#"{"input": "hi", "store": false, "tools": [{"type": "function", "name": "f"}, {"type": "web_search"}], "tool_choice": {"type": "web_search"}}"#;
+    let unrun = engine
+        .create(
+            &Scope::default(),
+            CreateResponseRequest::from_json(body).unwrap(),
+        )
+        .await
+        .err()
+        .expect("no tool type runs web_search here");
+    assert_eq!(unrun.param.as_deref(), Some("tool_choice"));
+    let engine = engine.with_tool_type(Arc::new(SearchType));
+    let started = engine
+        .create(
+            &Scope::default(),
+            CreateResponseRequest::from_json(body).unwrap(),
+        )
+        .await
+        .unwrap();
+    let _: Vec<_> = started.events().collect().await;
+    let seen = backend.seen.lock().unwrap();
+    assert_eq!(
+        seen[0].tool_choice,
+        ModelToolChoice::Function("web_search".into())
+    );
+    let offered: Vec<&str> = seen[0].tools.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(offered, ["web_search"], "a forced type offers only itself");
 }
