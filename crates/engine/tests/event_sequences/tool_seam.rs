@@ -157,21 +157,10 @@ impl ServerTool for Search {
     }
 }
 
-#[tokio::test]
-async fn a_new_tool_type_plugs_into_the_loop_through_the_seam() {
+/// An engine (with MCP only) over a backend that plays `turns`.
+fn engine_with(turns: Vec<Vec<Result<ModelEvent, BackendError>>>) -> (Engine, Arc<TurnsBackend>) {
     let backend = Arc::new(TurnsBackend {
-        turns: Mutex::new(VecDeque::from(vec![
-            vec![
-                Ok(ModelEvent::ToolCallDelta {
-                    index: 0,
-                    id: Some("call_1".into()),
-                    name: Some("web_search".into()),
-                    arguments: r#"{"query":"rust"}"#.into(),
-                }),
-                finish(FinishReason::ToolCalls),
-            ],
-            vec![text("Rust is a language."), finish(FinishReason::Stop)],
-        ])),
+        turns: Mutex::new(VecDeque::from(turns)),
         seen: Mutex::new(Vec::new()),
     });
     let engine = Engine::new(
@@ -181,8 +170,25 @@ async fn a_new_tool_type_plugs_into_the_loop_through_the_seam() {
             default_model: Some("m".into()),
             ..EngineConfig::default()
         },
-    )
-    .with_tool_type(Arc::new(SearchType));
+    );
+    (engine, backend)
+}
+
+#[tokio::test]
+async fn a_new_tool_type_plugs_into_the_loop_through_the_seam() {
+    let (engine, backend) = engine_with(vec![
+        vec![
+            Ok(ModelEvent::ToolCallDelta {
+                index: 0,
+                id: Some("call_1".into()),
+                name: Some("web_search".into()),
+                arguments: r#"{"query":"rust"}"#.into(),
+            }),
+            finish(FinishReason::ToolCalls),
+        ],
+        vec![text("Rust is a language."), finish(FinishReason::Stop)],
+    ]);
+    let engine = engine.with_tool_type(Arc::new(SearchType));
     let request = CreateResponseRequest::from_json(
         br#"{"input": "what is rust?", "tools": [{"type": "web_search"}]}"#,
     )
@@ -228,21 +234,10 @@ async fn a_new_tool_type_plugs_into_the_loop_through_the_seam() {
 
 #[tokio::test]
 async fn a_hosted_tool_choice_forces_the_tool_type_that_runs_it() {
-    let backend = Arc::new(TurnsBackend {
-        turns: Mutex::new(VecDeque::from(vec![vec![
-            text("no search needed"),
-            finish(FinishReason::Stop),
-        ]])),
-        seen: Mutex::new(Vec::new()),
-    });
-    let engine = Engine::new(
-        Backends::single("test", backend.clone()),
-        Stores::responses_only(Arc::new(RecordingStore::default())),
-        EngineConfig {
-            default_model: Some("m".into()),
-            ..EngineConfig::default()
-        },
-    );
+    let (engine, backend) = engine_with(vec![vec![
+        text("no search needed"),
+        finish(FinishReason::Stop),
+    ]]);
     let body = br#"{"input": "hi", "store": false, "tools": [{"type": "function", "name": "f"}, {"type": "web_search"}], "tool_choice": {"type": "web_search"}}"#;
     let unrun = engine
         .create(
