@@ -21,7 +21,8 @@ use antwort_api::{
     TextConfig, ToolChoice, Truncation,
 };
 use antwort_engine::store::{
-    ConversationStore, ListQuery, Order, ResponseStore, Scope, StoreHealth, StoredResponse,
+    ConversationStore, ListQuery, Order, ResponseStore, Scope, StoreError, StoreHealth,
+    StoredResponse,
 };
 use antwort_store::{SqlStore, StoreConfig};
 
@@ -731,4 +732,47 @@ async fn a_file_store_keeps_everything_across_a_restart() {
         .unwrap()
         .unwrap();
     assert_eq!(chain.len(), 2 * ids.len());
+}
+
+#[tokio::test]
+async fn a_corrupt_row_is_an_error_not_a_panic() {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("store-corrupt-{}.db", uuid::Uuid::now_v7()))
+        .to_string_lossy()
+        .into_owned();
+    let store = SqlStore::open(&StoreConfig::Sqlite { path: path.clone() })
+        .await
+        .unwrap();
+    let scope = Scope::default();
+    turn(&store, &scope, "resp_1", None).await;
+    let conversation = antwort_api::Conversation {
+        id: "conv_1".into(),
+        object: antwort_api::ConversationObject::Conversation,
+        created_at: 1,
+        metadata: Default::default(),
+    };
+    store
+        .create_conversation(&scope, &conversation, &[])
+        .await
+        .unwrap();
+    // Damage the rows behind the store's back, as a hand edit or a bad
+    // migration would: a body that is not JSON, a number that is text.
+    {
+        use sqlx::Connection;
+        let mut raw = sqlx::SqliteConnection::connect(&format!("sqlite://{path}"))
+            .await
+            .unwrap();
+        sqlx::query("UPDATE responses SET body = 'not json'")
+            .execute(&mut raw)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE conversations SET created_at = 'yesterday'")
+            .execute(&mut raw)
+            .await
+            .unwrap();
+    }
+    let read = store.get_response(&scope, "resp_1").await;
+    assert!(matches!(read, Err(StoreError::Corrupt(_))), "{read:?}");
+    let read = store.get_conversation(&scope, "conv_1").await;
+    assert!(matches!(read, Err(StoreError::Corrupt(_))), "{read:?}");
 }
