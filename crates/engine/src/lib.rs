@@ -21,6 +21,7 @@ pub mod model;
 pub mod prepare;
 pub mod registry;
 pub mod replay;
+mod started;
 pub mod store;
 mod stored;
 pub mod stream;
@@ -32,7 +33,6 @@ mod truncation;
 use std::sync::Arc;
 
 use antwort_api::{ApiError, CreateResponseRequest, Item, Model};
-use futures::StreamExt;
 
 pub use assembler::{Assembler, ReasoningEventNames};
 pub use mcp::McpConnector;
@@ -41,6 +41,7 @@ pub use model::{
     ModelToolChoice,
 };
 pub use registry::{Backends, Models, NamedBackend};
+pub use started::{Events, Started};
 pub use store::{ConversationStore, ResponseStore, Scope, StoreHealth, Stores};
 pub use stream::ResponseStream;
 pub use tool::{ServerTool, ToolType};
@@ -121,71 +122,6 @@ struct Turn {
     tools: agent::Tools,
     /// Where the model's calls go, as far as the tools are known.
     routes: catalog::Routes,
-}
-
-/// A started response: its event stream and what the server reports beside it.
-pub struct Started {
-    stream: ResponseStream,
-    /// Whether the response is stored, and so must finish without its client.
-    store: bool,
-    tasks: tokio_util::task::TaskTracker,
-    log: Arc<dyn events::EventLog>,
-    scope: Scope,
-    /// Hosted tool types the request listed that were not offered to the model.
-    pub skipped_tools: Vec<String>,
-}
-
-impl Started {
-    /// The events to send. A stored response runs on its own task, so that it
-    /// finishes and is saved even if the client goes away; an unstored one is pulled
-    /// by the client, so that its going away cancels generation upstream.
-    pub fn events(self) -> Events {
-        if self.store {
-            Events::Detached(self.stream.detach(&self.tasks, &*self.log, &self.scope))
-        } else {
-            Events::Attached(Box::new(self.stream))
-        }
-    }
-}
-
-/// The event stream of a started response: attached to its client (its
-/// loop runs as the client reads), or a follower of the response's event log.
-pub enum Events {
-    Attached(Box<ResponseStream>),
-    Detached(events::EventStream),
-}
-
-impl Events {
-    /// The events as the log shares them (no copies), for the views.
-    pub fn shared(self) -> events::EventStream {
-        match self {
-            Events::Attached(stream) => stream.boxed(),
-            Events::Detached(stream) => stream,
-        }
-    }
-
-    /// The JSON view: the final response.
-    pub async fn into_response(self) -> Result<antwort_api::Response, ApiError> {
-        stream::final_response(self.shared()).await
-    }
-}
-
-impl futures::Stream for Events {
-    type Item = antwort_api::StreamEvent;
-
-    fn poll_next(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        let next = match self.get_mut() {
-            Events::Attached(stream) => std::pin::Pin::new(stream.as_mut()).poll_next(cx),
-            Events::Detached(stream) => stream.as_mut().poll_next(cx),
-        };
-        // An event a log still shares is copied; one only this stream holds is not.
-        next.map(|event| {
-            event.map(|event| Arc::try_unwrap(event).unwrap_or_else(|shared| (*shared).clone()))
-        })
-    }
 }
 
 #[derive(Clone)]
