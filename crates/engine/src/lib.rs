@@ -376,7 +376,7 @@ impl Engine {
             persist,
         };
         Ok(Started {
-            stream: ResponseStream::new(response_id, |sink| run.run(sink)),
+            stream: ResponseStream::new(response_id, |sink| Box::new(run).run(sink)),
             store,
             tasks: self.tasks.clone(),
             log: self.log.clone(),
