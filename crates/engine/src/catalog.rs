@@ -121,80 +121,109 @@ impl Catalog {
         tools: &[Arc<dyn ServerTool>],
         choice: &ToolChoice,
     ) -> Self {
-        let mut offered: Vec<FunctionTool> = Vec::new();
-        let mut routes = HashMap::new();
-        let mut forced = None;
-        let mut server_offers: Vec<(Arc<dyn ServerTool>, Offer)> = Vec::new();
-        for tool in tools {
-            let mut kept: Vec<Offer> = Vec::new();
-            for offer in tool.offers(choice) {
-                let name = &offer.function.name;
-                let taken = functions.iter().any(|f| f.borrow().name == *name)
-                    || server_offers.iter().any(|(_, o)| o.function.name == *name)
-                    || kept.iter().any(|o| o.function.name == *name);
-                if taken {
-                    // `a__b` + `c` and `a` + `b__c` meet as `a__b__c`; so can a
-                    // client function. The first declared keeps the name.
-                    tracing::warn!(
-                        tool = %name,
-                        "another tool already has this name; the server-side tool is not offered"
-                    );
-                    continue;
-                }
-                kept.push(offer);
-            }
-            let survivors: Vec<&Offer> = kept.iter().collect();
-            if forced.is_none() {
-                forced = tool.forced_choice(choice, &survivors);
-            }
-            server_offers.extend(kept.into_iter().map(|offer| (tool.clone(), offer)));
-        }
-        let client_allowed = |name: &str| match choice {
-            ToolChoice::AllowedTools { tools, .. } => tools
-                .iter()
-                .any(|t| t.kind == "function" && t.name.as_deref() == Some(name)),
-            // A choice that forces a server-side tool offers only those.
-            _ => forced.is_none(),
-        };
-        for function in functions.iter().map(Borrow::borrow) {
-            if client_allowed(&function.name) {
-                offered.push(function.clone());
-            }
-        }
-        for (tool, offer) in server_offers {
-            routes.insert(
-                offer.function.name.clone(),
-                Route {
-                    tool,
+        let (offered, tool_choice, server) = select(functions, tools, |tool| &**tool, choice);
+        let routes = server
+            .into_iter()
+            .map(|(tool, offer)| {
+                let route = Route {
+                    tool: tool.clone(),
                     target: offer.target,
                     approval: offer.approval,
-                },
-            );
-            offered.push(offer.function);
-        }
-        let mode = |mode: &ToolChoiceMode| match mode {
-            ToolChoiceMode::None => ModelToolChoice::None,
-            ToolChoiceMode::Auto => ModelToolChoice::Auto,
-            ToolChoiceMode::Required => ModelToolChoice::Required,
-        };
-        let tool_choice = if offered.is_empty() {
-            // Nothing to choose from (a server could not list its tools, say).
-            ModelToolChoice::Default
-        } else {
-            match choice {
-                ToolChoice::Mode(m) => mode(m),
-                ToolChoice::Function { name } => ModelToolChoice::Function(name.clone()),
-                ToolChoice::AllowedTools { mode: m, .. } => mode(m),
-                ToolChoice::Hosted { .. } => forced.unwrap_or(ModelToolChoice::Auto),
-                ToolChoice::Mcp { .. } => forced.unwrap_or(ModelToolChoice::Required),
-            }
-        };
+                };
+                (offer.function.name, route)
+            })
+            .collect();
         Self {
             offered,
             tool_choice,
             routes: Routes(routes),
         }
     }
+
+    /// What the model is offered, and its tool choice, before the server-side
+    /// tools are prepared (those not known yet offer nothing): what a request's
+    /// first fit and its input-token count measure.
+    pub fn offered(
+        functions: &[impl Borrow<FunctionTool>],
+        tools: &[Box<dyn ServerTool>],
+        choice: &ToolChoice,
+    ) -> (Vec<FunctionTool>, ModelToolChoice) {
+        let (offered, tool_choice, _) = select(functions, tools, |tool| &**tool, choice);
+        (offered, tool_choice)
+    }
+}
+
+/// The functions offered (the client's, then the server-side tools' under their
+/// names), the model's tool choice, and each server-side offer with its tool.
+fn select<'t, T>(
+    functions: &[impl Borrow<FunctionTool>],
+    tools: &'t [T],
+    as_tool: impl Fn(&'t T) -> &'t dyn ServerTool,
+    choice: &ToolChoice,
+) -> (Vec<FunctionTool>, ModelToolChoice, Vec<(&'t T, Offer)>) {
+    let mut offered: Vec<FunctionTool> = Vec::new();
+    let mut forced = None;
+    let mut server_offers: Vec<(&'t T, Offer)> = Vec::new();
+    for handle in tools {
+        let tool = as_tool(handle);
+        let mut kept: Vec<Offer> = Vec::new();
+        for offer in tool.offers(choice) {
+            let name = &offer.function.name;
+            let taken = functions.iter().any(|f| f.borrow().name == *name)
+                || server_offers.iter().any(|(_, o)| o.function.name == *name)
+                || kept.iter().any(|o| o.function.name == *name);
+            if taken {
+                // `a__b` + `c` and `a` + `b__c` meet as `a__b__c`; so can a
+                // client function. The first declared keeps the name.
+                tracing::warn!(
+                    tool = %name,
+                    "another tool already has this name; the server-side tool is not offered"
+                );
+                continue;
+            }
+            kept.push(offer);
+        }
+        let survivors: Vec<&Offer> = kept.iter().collect();
+        if forced.is_none() {
+            forced = tool.forced_choice(choice, &survivors);
+        }
+        server_offers.extend(kept.into_iter().map(|offer| (handle, offer)));
+    }
+    let client_allowed = |name: &str| match choice {
+        ToolChoice::AllowedTools { tools, .. } => tools
+            .iter()
+            .any(|t| t.kind == "function" && t.name.as_deref() == Some(name)),
+        // A choice that forces a server-side tool offers only those.
+        _ => forced.is_none(),
+    };
+    for function in functions.iter().map(Borrow::borrow) {
+        if client_allowed(&function.name) {
+            offered.push(function.clone());
+        }
+    }
+    offered.extend(
+        server_offers
+            .iter()
+            .map(|(_, offer)| offer.function.clone()),
+    );
+    let mode = |mode: &ToolChoiceMode| match mode {
+        ToolChoiceMode::None => ModelToolChoice::None,
+        ToolChoiceMode::Auto => ModelToolChoice::Auto,
+        ToolChoiceMode::Required => ModelToolChoice::Required,
+    };
+    let tool_choice = if offered.is_empty() {
+        // Nothing to choose from (a server could not list its tools, say).
+        ModelToolChoice::Default
+    } else {
+        match choice {
+            ToolChoice::Mode(m) => mode(m),
+            ToolChoice::Function { name } => ModelToolChoice::Function(name.clone()),
+            ToolChoice::AllowedTools { mode: m, .. } => mode(m),
+            ToolChoice::Hosted { .. } => forced.unwrap_or(ModelToolChoice::Auto),
+            ToolChoice::Mcp { .. } => forced.unwrap_or(ModelToolChoice::Required),
+        }
+    };
+    (offered, tool_choice, server_offers)
 }
 
 #[cfg(test)]
@@ -310,6 +339,34 @@ mod tests {
         let catalog = Catalog::build(&functions, &tools, &allowed);
         let names: Vec<_> = catalog.offered.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["calc__echo"]);
+    }
+
+    #[test]
+    fn before_listing_a_forced_server_offers_nothing_yet() {
+        let tools: Vec<Tool> = serde_json::from_value(json!([
+            {"type": "mcp", "server_label": "calc", "server_url": "http://x"}
+        ]))
+        .unwrap();
+        let unlisted = vec![
+            McpType::new(Arc::new(NoMcp))
+                .declare(&tools)
+                .unwrap()
+                .unwrap(),
+        ];
+        let forced: ToolChoice =
+            serde_json::from_value(json!({"type": "mcp", "server_label": "calc"})).unwrap();
+        let (offered, choice) = Catalog::offered(&[function("f")], &unlisted, &forced);
+        assert!(
+            offered.is_empty(),
+            "not the client's functions: {offered:?}"
+        );
+        assert_eq!(choice, ModelToolChoice::Default);
+        let (offered, _) = Catalog::offered(&[function("f")], &unlisted, &ToolChoice::default());
+        assert_eq!(
+            offered.len(),
+            1,
+            "the functions, while the server is unlisted"
+        );
     }
 
     #[test]

@@ -9,10 +9,13 @@
 //! appended ("stored before told").
 //!
 //! [`EventLog`] is the seam; [`MemoryEventLog`] the in-process implementation,
-//! whose logs live while their response runs. It is bounded: it keeps a window
-//! of the latest events, and a writer whose slowest follower is a window behind
-//! waits for it, so a slow reader slows its own response instead of growing the
-//! server's memory, and a reader that leaves stops counting. A persisted log
+//! whose logs live while their response runs. It is bounded: a follower may be
+//! at most a window of events behind, and the writer waits for it there (a slow
+//! reader slows its own response instead of growing the server's memory); a
+//! reader that stays a window behind for [`CUT_AFTER`] is cut (its stream ends,
+//! and it may resume later), so that a stalled connection can never keep stored
+//! work from finishing; and of the events every follower has read, only the
+//! last few are kept, for a reader that reconnects and resumes. A persisted log
 //! (events in the database, followers woken by `LISTEN/NOTIFY`) implements the
 //! same trait for background responses followed from another replica.
 
@@ -54,28 +57,41 @@ pub trait LogWriter: Send {
     fn close(&mut self);
 }
 
-/// Events a log keeps for its followers, per response.
+/// How far a follower may fall behind the writer, in events.
 pub const DEFAULT_WINDOW: usize = 256;
+
+/// Events kept, per response, after every follower has read them.
+pub const DEFAULT_HISTORY: usize = 32;
+
+/// How long the writer waits for a follower a whole window behind before it
+/// cuts that follower loose.
+pub const CUT_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The in-process event log.
 #[derive(Clone)]
 pub struct MemoryEventLog {
     logs: Arc<Mutex<HashMap<String, Arc<Shared>>>>,
     window: usize,
+    history: usize,
+    cut_after: std::time::Duration,
 }
 
 impl Default for MemoryEventLog {
     fn default() -> Self {
-        Self::new(DEFAULT_WINDOW)
+        Self::new(DEFAULT_WINDOW, DEFAULT_HISTORY, CUT_AFTER)
     }
 }
 
 impl MemoryEventLog {
-    /// A log keeping `window` events per response (at least one).
-    pub fn new(window: usize) -> Self {
+    /// A log that lets a follower fall `window` events behind (at least one),
+    /// keeps `history` events every follower has read, and cuts a follower that
+    /// stays a window behind for `cut_after`.
+    pub fn new(window: usize, history: usize, cut_after: std::time::Duration) -> Self {
         Self {
             logs: Arc::new(Mutex::new(HashMap::new())),
             window: window.max(1),
+            history,
+            cut_after,
         }
     }
 
@@ -88,6 +104,8 @@ impl MemoryEventLog {
 struct Shared {
     scope: Scope,
     window: usize,
+    history: usize,
+    cut_after: std::time::Duration,
     state: Mutex<State>,
     /// Wakes followers: an event arrived, or the log closed.
     appended: Notify,
@@ -110,6 +128,23 @@ impl State {
     fn next_index(&self) -> u64 {
         self.first + self.events.len() as u64
     }
+
+    /// Drops the events nobody needs: beyond the window, and those every
+    /// follower has read beyond the last `history`.
+    fn evict(&mut self, window: usize, history: usize) {
+        let slowest = self
+            .cursors
+            .values()
+            .copied()
+            .min()
+            .unwrap_or_else(|| self.next_index());
+        while !self.events.is_empty()
+            && (self.events.len() > window || slowest.saturating_sub(self.first) > history as u64)
+        {
+            self.events.pop_front();
+            self.first += 1;
+        }
+    }
 }
 
 impl EventLog for MemoryEventLog {
@@ -117,6 +152,8 @@ impl EventLog for MemoryEventLog {
         let shared = Arc::new(Shared {
             scope: scope.clone(),
             window: self.window,
+            history: self.history,
+            cut_after: self.cut_after,
             state: Mutex::new(State::default()),
             appended: Notify::new(),
             consumed: Notify::new(),
@@ -181,16 +218,18 @@ impl LogWriter for MemoryWriter {
                 let slowest = state.cursors.values().copied().min().unwrap_or(next);
                 if next.saturating_sub(slowest) < shared.window as u64 {
                     state.events.push_back(event);
-                    while state.events.len() > shared.window {
-                        state.events.pop_front();
-                        state.first += 1;
-                    }
+                    state.evict(shared.window, shared.history);
                     drop(state);
                     shared.appended.notify_waiters();
                     return;
                 }
             }
-            consumed.await;
+            if tokio::time::timeout(shared.cut_after, consumed)
+                .await
+                .is_err()
+            {
+                self.cut_slowest();
+            }
         }
     }
 
@@ -203,6 +242,32 @@ impl LogWriter for MemoryWriter {
         if let Ok(mut logs) = self.logs.lock() {
             logs.remove(&self.response_id);
         }
+    }
+}
+
+impl MemoryWriter {
+    /// Cuts the followers a whole window behind: their streams end, and the
+    /// response goes on without them.
+    fn cut_slowest(&self) {
+        let Ok(mut state) = self.shared.state.lock() else {
+            return;
+        };
+        let next = state.next_index();
+        let window = self.shared.window as u64;
+        let before = state.cursors.len();
+        state
+            .cursors
+            .retain(|_, cursor| next.saturating_sub(*cursor) < window);
+        let cut = before - state.cursors.len();
+        drop(state);
+        if cut > 0 {
+            tracing::warn!(
+                response_id = %self.response_id,
+                readers = cut,
+                "a reader stayed a whole window of events behind; its stream was cut, the response goes on"
+            );
+        }
+        self.shared.appended.notify_waiters();
     }
 }
 
@@ -275,7 +340,7 @@ mod tests {
 
     #[tokio::test]
     async fn followers_read_every_event_from_where_they_start() {
-        let log = MemoryEventLog::new(8);
+        let log = MemoryEventLog::new(8, 8, CUT_AFTER);
         let scope = Scope::default();
         let mut writer = log.create(&scope, "resp_1");
         let first = log.follow(&scope, "resp_1", None).unwrap();
@@ -300,7 +365,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_slow_follower_holds_the_writer_at_the_window_and_leaving_frees_it() {
-        let log = MemoryEventLog::new(2);
+        let log = MemoryEventLog::new(2, 2, std::time::Duration::from_secs(5));
         let scope = Scope::default();
         let mut writer = log.create(&scope, "resp_1");
         let mut follower = log.follow(&scope, "resp_1", None).unwrap();
@@ -325,6 +390,46 @@ mod tests {
         assert!(
             log.follow(&scope, "resp_1", Some(u64::MAX)).is_none(),
             "nothing after events that never were"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_follower_is_cut_so_the_response_goes_on() {
+        let log = MemoryEventLog::new(2, 0, std::time::Duration::from_secs(5));
+        let scope = Scope::default();
+        let mut writer = log.create(&scope, "resp_1");
+        let stalled = log.follow(&scope, "resp_1", None).unwrap();
+        let reading = log.follow(&scope, "resp_1", None).unwrap();
+        let reader = crate::tasks::spawn(async move { reading.collect::<Vec<_>>().await });
+        // The stalled follower is never polled; paused time runs the cut's
+        // timer forward as soon as everything else waits.
+        for n in 0..10 {
+            writer.append(event(n)).await;
+        }
+        writer.close();
+        assert_eq!(numbers(&reader.await.unwrap()), (0..10).collect::<Vec<_>>());
+        let after_cut: Vec<_> = stalled.collect().await;
+        assert!(after_cut.is_empty(), "a cut follower's stream ends");
+    }
+
+    #[tokio::test]
+    async fn read_events_beyond_the_history_are_let_go() {
+        let log = MemoryEventLog::new(64, 3, CUT_AFTER);
+        let scope = Scope::default();
+        let mut writer = log.create(&scope, "resp_1");
+        let mut follower = log.follow(&scope, "resp_1", None).unwrap();
+        for n in 0..10 {
+            writer.append(event(n)).await;
+            follower.next().await.unwrap();
+        }
+        writer.append(event(10)).await;
+        assert!(
+            log.follow(&scope, "resp_1", Some(5)).is_none(),
+            "read long ago"
+        );
+        assert!(
+            log.follow(&scope, "resp_1", Some(6)).is_some(),
+            "within the history"
         );
     }
 }

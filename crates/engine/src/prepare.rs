@@ -125,8 +125,10 @@ pub fn plan(
         .collect();
     let tool_choice = request.tool_choice.take().unwrap_or_default();
     catalog::check_tool_choice(&tool_choice, &functions, &server_tools)?;
-    // Until the server-side tools are known, the model is offered the functions.
-    let catalog = Catalog::build(&functions, &[], &tool_choice);
+    // Until the server-side tools are prepared, the model is offered what is
+    // known: the functions, and server-side tools already known (none, for MCP
+    // servers not listed yet).
+    let (offered, offered_choice) = Catalog::offered(&functions, &server_tools, &tool_choice);
     // Only a request with server-side tools builds its catalog again (once
     // they are known), so only then are the functions kept.
     let functions: Vec<FunctionTool> = if server_tools.is_empty() {
@@ -142,8 +144,8 @@ pub fn plan(
         model: model.clone(),
         instructions: request.instructions.clone(),
         input,
-        tools: catalog.offered,
-        tool_choice: catalog.tool_choice,
+        tools: offered,
+        tool_choice: offered_choice,
         parallel_tool_calls: request.parallel_tool_calls,
         text_format: text.format.clone(),
         verbosity: text.verbosity,
