@@ -9,7 +9,7 @@ use antwort_api::{
     validate_metadata,
 };
 
-use crate::error::store_error;
+use crate::error::{changed, found, store_error};
 use crate::store::{ListQuery, Page, Scope};
 use crate::{Engine, clock, ids};
 
@@ -98,12 +98,8 @@ impl Engine {
         scope: &Scope,
         id: &str,
     ) -> Result<Conversation, ApiError> {
-        self.stores
-            .conversations
-            .get_conversation(scope, id)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| not_found(id))
+        let conversation = self.stores.conversations.get_conversation(scope, id);
+        found(conversation.await, || not_found(id))
     }
 
     /// `POST /v1/conversations/{id}`: replaces the metadata.
@@ -114,23 +110,17 @@ impl Engine {
         metadata: &BTreeMap<String, String>,
     ) -> Result<Conversation, ApiError> {
         validate_metadata(metadata)?;
-        self.stores
+        let updated = self
+            .stores
             .conversations
-            .update_conversation(scope, id, metadata)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| not_found(id))
+            .update_conversation(scope, id, metadata);
+        found(updated.await, || not_found(id))
     }
 
     /// `DELETE /v1/conversations/{id}`.
     pub async fn delete_conversation(&self, scope: &Scope, id: &str) -> Result<(), ApiError> {
-        let deleted = self
-            .stores
-            .conversations
-            .delete_conversation(scope, id)
-            .await
-            .map_err(store_error)?;
-        if deleted { Ok(()) } else { Err(not_found(id)) }
+        let deleted = self.stores.conversations.delete_conversation(scope, id);
+        changed(deleted.await, || not_found(id))
     }
 
     /// `POST /v1/conversations/{id}/items`: the items as added.
@@ -144,10 +134,9 @@ impl Engine {
         let added = self
             .stores
             .conversations
-            .add_conversation_items(scope, id, &items)
-            .await
-            .map_err(store_error)?;
-        if added { Ok(items) } else { Err(not_found(id)) }
+            .add_conversation_items(scope, id, &items);
+        changed(added.await, || not_found(id))?;
+        Ok(items)
     }
 
     /// `GET /v1/conversations/{id}/items`, in the stored form.
@@ -157,13 +146,11 @@ impl Engine {
         id: &str,
         query: &ListQuery,
     ) -> Result<Page<Item>, ApiError> {
-        let mut page = self
+        let listed = self
             .stores
             .conversations
-            .list_conversation_items(scope, id, query)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| not_found(id))?;
+            .list_conversation_items(scope, id, query);
+        let mut page = found(listed.await, || not_found(id))?;
         normalize_items(&mut page.data);
         Ok(page)
     }
@@ -177,13 +164,11 @@ impl Engine {
     ) -> Result<Item, ApiError> {
         // A missing conversation and a missing item are different answers.
         self.get_conversation(scope, id).await?;
-        let mut item = self
+        let stored = self
             .stores
             .conversations
-            .get_conversation_item(scope, id, item_id)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| item_not_found(item_id))?;
+            .get_conversation_item(scope, id, item_id);
+        let mut item = found(stored.await, || item_not_found(item_id))?;
         item.normalize();
         Ok(item)
     }
@@ -200,13 +185,8 @@ impl Engine {
         let deleted = self
             .stores
             .conversations
-            .delete_conversation_item(scope, id, item_id)
-            .await
-            .map_err(store_error)?;
-        if deleted {
-            Ok(conversation)
-        } else {
-            Err(item_not_found(item_id))
-        }
+            .delete_conversation_item(scope, id, item_id);
+        changed(deleted.await, || item_not_found(item_id))?;
+        Ok(conversation)
     }
 }

@@ -58,6 +58,27 @@ fn whole_seconds(duration: std::time::Duration) -> String {
     seconds.to_string()
 }
 
+/// A store's answer that must name something: its absence is `missing`.
+pub(crate) fn found<T>(
+    answer: Result<Option<T>, crate::store::StoreError>,
+    missing: impl FnOnce() -> ApiError,
+) -> Result<T, ApiError> {
+    answer.map_err(store_error)?.ok_or_else(missing)
+}
+
+/// A store's answer to a change of something that must exist (a delete, an
+/// append): `false` is `missing`.
+pub(crate) fn changed(
+    answer: Result<bool, crate::store::StoreError>,
+    missing: impl FnOnce() -> ApiError,
+) -> Result<(), ApiError> {
+    if answer.map_err(store_error)? {
+        Ok(())
+    } else {
+        Err(missing())
+    }
+}
+
 /// Store failures seen by a client: the database is down, or what it holds cannot
 /// be read.
 pub fn store_error(error: crate::store::StoreError) -> ApiError {

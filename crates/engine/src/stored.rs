@@ -6,7 +6,7 @@
 use antwort_api::{ApiError, ErrorCode, Item, Response, normalize_items};
 
 use crate::Engine;
-use crate::error::store_error;
+use crate::error::{changed, found, store_error};
 use crate::store::{ListQuery, Page, Scope};
 
 fn not_found(id: &str) -> ApiError {
@@ -20,23 +20,17 @@ fn not_found(id: &str) -> ApiError {
 impl Engine {
     /// `GET /v1/responses/{id}`.
     pub async fn get_response(&self, scope: &Scope, id: &str) -> Result<Response, ApiError> {
-        self.stores
-            .responses
-            .get_response(scope, id)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| not_found(id))
+        found(self.stores.responses.get_response(scope, id).await, || {
+            not_found(id)
+        })
     }
 
     /// `DELETE /v1/responses/{id}`.
     pub async fn delete_response(&self, scope: &Scope, id: &str) -> Result<(), ApiError> {
-        let deleted = self
-            .stores
-            .responses
-            .delete_response(scope, id)
-            .await
-            .map_err(store_error)?;
-        if deleted { Ok(()) } else { Err(not_found(id)) }
+        changed(
+            self.stores.responses.delete_response(scope, id).await,
+            || not_found(id),
+        )
     }
 
     /// `GET /v1/responses`.
@@ -60,13 +54,8 @@ impl Engine {
         id: &str,
         query: &ListQuery,
     ) -> Result<Page<Item>, ApiError> {
-        let mut page = self
-            .stores
-            .responses
-            .list_input_items(scope, id, query)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| not_found(id))?;
+        let listed = self.stores.responses.list_input_items(scope, id, query);
+        let mut page = found(listed.await, || not_found(id))?;
         normalize_items(&mut page.data);
         Ok(page)
     }
