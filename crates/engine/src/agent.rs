@@ -47,6 +47,16 @@ pub(crate) enum Tools {
     Ready(Vec<Arc<dyn ServerTool>>),
 }
 
+impl Tools {
+    /// The tools calls can be routed to (none before preparation).
+    fn ready(&self) -> &[Arc<dyn ServerTool>] {
+        match self {
+            Tools::Ready(tools) => tools,
+            Tools::Unprepared(_) => &[],
+        }
+    }
+}
+
 /// Everything one response's loop needs.
 pub(crate) struct Run {
     pub assembler: Assembler,
@@ -78,9 +88,8 @@ impl Run {
         self.assembler.start(&mut out);
         sink.send(&mut out);
         let mut routes = std::mem::take(&mut self.routes);
-        let tools = self.prepare_tools(&sink).await;
-        if let Some(tools) = &tools {
-            let catalog = Catalog::build(&self.functions, tools, &self.tool_choice);
+        if self.prepare_tools(&sink).await {
+            let catalog = Catalog::build(&self.functions, self.tools.ready(), &self.tool_choice);
             self.request.tools = catalog.offered;
             self.request.tool_choice = catalog.tool_choice;
             routes = catalog.routes;
@@ -89,10 +98,7 @@ impl Run {
         let mut calls_made = 0u32;
         if !self.approved.is_empty() {
             let start = self.assembler.output_len();
-            let ready = match (&tools, &self.tools) {
-                (Some(tools), _) | (None, Tools::Ready(tools)) => tools.clone(),
-                (None, Tools::Unprepared(_)) => Vec::new(),
-            };
+            let ready = self.tools.ready().to_vec();
             let mut calls: Vec<ServerCall> = Vec::new();
             for (index, approved) in std::mem::take(&mut self.approved) {
                 let Some(tool) = ready.get(index) else {
@@ -268,18 +274,13 @@ impl Run {
     }
 
     /// Lets every tool type that needs it prepare (MCP lists the servers whose
-    /// tools are not known yet), its items streamed as they come. Returns the
-    /// tools, ready, when anything was prepared (the catalog is built again);
-    /// `None` when nothing needed it.
-    async fn prepare_tools(&mut self, sink: &EventSink) -> Option<Vec<Arc<dyn ServerTool>>> {
-        if matches!(self.tools, Tools::Ready(_)) {
-            return None;
-        }
-        let Tools::Unprepared(mut tools) =
-            std::mem::replace(&mut self.tools, Tools::Ready(Vec::new()))
-        else {
-            return None;
+    /// tools are not known yet), its items streamed as they come. Returns
+    /// whether anything was prepared (the catalog is then built again).
+    async fn prepare_tools(&mut self, sink: &EventSink) -> bool {
+        let Tools::Unprepared(tools) = &mut self.tools else {
+            return false;
         };
+        let mut tools = std::mem::take(tools);
         let mut notes = Vec::new();
         let concurrency = self.limits.concurrency;
         let mut send = |out: &mut Vec<StreamEvent>| sink.send(out);
@@ -298,9 +299,8 @@ impl Run {
                 phase: None,
             }));
         }
-        let ready: Vec<Arc<dyn ServerTool>> = tools.into_iter().map(Arc::from).collect();
-        self.tools = Tools::Ready(ready.clone());
-        Some(ready)
+        self.tools = Tools::Ready(tools.into_iter().map(Arc::from).collect());
+        true
     }
 
     /// Runs server-side calls (bounded, in parallel when allowed) and files each

@@ -219,8 +219,10 @@ impl Engine {
         let replayed = input.len();
         input.extend(own_input.iter().cloned());
         // What is stored is the form the OpenAI API returns; the model gets the
-        // items as sent.
-        antwort_api::normalize_items(&mut own_input);
+        // items as sent. Unkept input is never read back, so it is left as it is.
+        if plan.response.store || plan.conversation_id.is_some() {
+            antwort_api::normalize_items(&mut own_input);
+        }
         context::check_call_outputs(&input, replayed)?;
         let mut approved = Vec::new();
         for (index, tool) in plan.tools.iter_mut().enumerate() {
