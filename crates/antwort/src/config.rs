@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-pub use crate::secret::{Dsn, Secret};
+pub use crate::secret::{Dsn, Secret, SecretUrl};
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[cfg_attr(test, derive(serde::Serialize))]
@@ -216,7 +216,7 @@ impl Default for ServerSection {
 pub struct EngineSection {
     /// The backend protocol. Every supported value speaks Chat Completions today.
     pub provider: Provider,
-    pub backend_url: Option<String>,
+    pub backend_url: Option<SecretUrl>,
     pub api_key: Option<Secret>,
     /// A file holding the backend key (for mounted secrets).
     pub api_key_file: Option<String>,
@@ -411,7 +411,7 @@ impl Config {
             self.engine.provider = choice("ANTWORT_PROVIDER", v)?;
         }
         if let Some(v) = get("ANTWORT_BACKEND_URL") {
-            self.engine.backend_url = Some(v);
+            self.engine.backend_url = Some(v.into());
         }
         if let Some(v) = get("ANTWORT_API_KEY") {
             self.engine.api_key = Some(Secret::new(v));
@@ -475,10 +475,11 @@ impl Config {
                 "engine.backend_url is required: set it in the config file, with ANTWORT_BACKEND_URL, or with --backend-url".into(),
             );
         };
-        let parsed = reqwest_url(url);
+        let parsed = reqwest_url(url.expose());
         if let Err(message) = parsed {
             return invalid(format!(
-                "engine.backend_url `{url}` is not an http(s) URL: {message}"
+                "engine.backend_url `{}` is not an http(s) URL: {message}",
+                url.redacted()
             ));
         }
         if self.engine.api_key.is_some() && self.engine.api_key_file.is_some() {

@@ -59,7 +59,7 @@ pub async fn build_engine(config: &Config) -> anyhow::Result<Engine> {
         .clone()
         .context("engine.backend_url is required")?;
     let backend = ChatBackend::new(ChatBackendConfig {
-        base_url: backend_url,
+        base_url: backend_url.expose().to_owned(),
         api_key: config.api_key()?.map(|key| key.expose().to_owned()),
         connect_timeout: config.engine.connect_timeout,
         timeout: config.engine.backend_timeout,
@@ -177,7 +177,9 @@ fn url_policy(section: &config::UrlPolicySection) -> antwort_egress::UrlPolicy {
 }
 
 /// Serves until `shutdown` resolves, then, for at most `server.shutdown_timeout`,
-/// drains open requests and the stored responses still generating without a client.
+/// drains open requests and the stored responses still generating without a
+/// client. What still runs near the end is stopped ([`Engine::stop_all`]): every
+/// stream ends with a terminal event and `[DONE]`, and stored work is saved.
 pub async fn serve(
     config: &Config,
     listener: TcpListener,
@@ -217,16 +219,23 @@ pub async fn serve(
         _ = stop_rx => None,
     };
     tracing::info!(timeout = ?drain, "shutting down: draining open requests and stored responses");
-    let drained = tokio::time::timeout(drain, async {
+    let finish = async {
         let served = match finished {
             Some(result) => result,
             None => server.await,
         };
         engine.drain().await;
         served
-    })
-    .await;
-    match drained {
+    };
+    let mut finish = std::pin::pin!(finish);
+    // Most of the drain time is for work to finish by itself; the rest, for
+    // what is still running to end with its terminal event and be saved.
+    let grace = (drain / 4).min(STOP_GRACE);
+    if let Ok(result) = tokio::time::timeout(drain - grace, &mut finish).await {
+        return result.context("server failed while draining");
+    }
+    engine.stop_all();
+    match tokio::time::timeout(grace, &mut finish).await {
         Ok(result) => result.context("server failed while draining"),
         Err(_) => {
             tracing::warn!("drain timeout reached; closing what is still open");
@@ -234,6 +243,10 @@ pub async fn serve(
         }
     }
 }
+
+/// At most this much of the drain time is kept for stopped responses to end
+/// and be saved.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {

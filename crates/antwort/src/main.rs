@@ -70,7 +70,7 @@ impl ServeArgs {
             }
         }
         if let Some(url) = &self.backend_url {
-            config.engine.backend_url = Some(url.clone());
+            config.engine.backend_url = Some(url.as_str().into());
         }
         if let Some(model) = &self.model {
             config.engine.default_model = Some(model.clone());
@@ -147,7 +147,12 @@ fn main() -> ExitCode {
         let addr = listener.local_addr()?;
         tracing::info!(
             %addr,
-            backend = config.engine.backend_url.as_deref().unwrap_or(""),
+            backend = config
+                .engine
+                .backend_url
+                .as_ref()
+                .map(antwort::config::SecretUrl::redacted)
+                .unwrap_or_default(),
             default_model = config.engine.default_model.as_deref().unwrap_or(""),
             "antwort is serving the Responses API"
         );

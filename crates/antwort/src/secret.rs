@@ -93,6 +93,76 @@ impl std::fmt::Debug for Dsn {
     }
 }
 
+/// A URL that may carry credentials (`http://user:key@host`, `?api_key=`):
+/// printed and logged with its user information and query masked.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(transparent)]
+pub struct SecretUrl(Secret);
+
+impl SecretUrl {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(Secret::new(value))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose()
+    }
+
+    /// Scheme, host, port and path; `***` where user information or a query was.
+    pub fn redacted(&self) -> String {
+        redact_url(self.expose())
+    }
+}
+
+impl From<&str> for SecretUrl {
+    fn from(value: &str) -> Self {
+        Self::new(value)
+    }
+}
+
+impl From<String> for SecretUrl {
+    fn from(value: String) -> Self {
+        Self::new(value)
+    }
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+#[cfg(test)]
+impl serde::Serialize for SecretUrl {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.redacted())
+    }
+}
+
+/// See [`SecretUrl::redacted`].
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (authority_and_path, query) = match rest.split_once(['?', '#']) {
+        Some((before, _)) => (before, true),
+        None => (rest, false),
+    };
+    let (authority, path) = match authority_and_path.find('/') {
+        Some(index) => authority_and_path.split_at(index),
+        None => (authority_and_path, ""),
+    };
+    let host = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("***@{host}"),
+        None => authority.to_owned(),
+    };
+    let scheme = if scheme.is_empty() {
+        String::new()
+    } else {
+        format!("{scheme}://")
+    };
+    let query = if query { "?***" } else { "" };
+    format!("{scheme}{host}{path}{query}")
+}
+
 /// Masks the password of a DSN in each form it may take:
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`,
 /// `...?password=secret&x=1` → `...?password=***&x=1`, and
@@ -149,6 +219,22 @@ fn mask_key_values(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_lose_their_credentials_and_query() {
+        assert_eq!(
+            redact_url("http://bob:hunter2@10.0.0.5:8000/v1?key=k#f"),
+            "http://***@10.0.0.5:8000/v1?***"
+        );
+        assert_eq!(
+            redact_url("https://sk-123@api.x.com"),
+            "https://***@api.x.com"
+        );
+        assert_eq!(redact_url("http://h:8000/v1"), "http://h:8000/v1");
+        let url = SecretUrl::from("http://u:p@h/v1");
+        assert_eq!(format!("{url:?}"), "\"http://***@h/v1\"");
+        assert_eq!(url.expose(), "http://u:p@h/v1");
+    }
 
     #[test]
     fn every_password_form_is_masked() {

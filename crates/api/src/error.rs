@@ -45,6 +45,8 @@ pub enum ErrorCode {
     StorageUnavailable,
     /// A bug or an unexpected state inside the gateway.
     InternalError,
+    /// The gateway is shutting down: its drain time ran out before the work did.
+    ShuttingDown,
 }
 
 impl ErrorCode {
@@ -65,7 +67,7 @@ impl ErrorCode {
             Self::RateLimitExceeded => 429,
             Self::InternalError => 500,
             Self::BackendError => 502,
-            Self::BackendUnavailable | Self::StorageUnavailable => 503,
+            Self::BackendUnavailable | Self::StorageUnavailable | Self::ShuttingDown => 503,
             Self::BackendTimeout => 504,
         }
     }
@@ -90,6 +92,7 @@ impl ErrorCode {
             | Self::BackendError
             | Self::BackendTimeout
             | Self::StorageUnavailable
+            | Self::ShuttingDown
             | Self::InternalError => "server_error",
         }
     }
@@ -115,6 +118,7 @@ impl ErrorCode {
             Self::BackendTimeout => "backend_timeout",
             Self::StorageUnavailable => "storage_unavailable",
             Self::InternalError => "internal_error",
+            Self::ShuttingDown => "server_shutting_down",
         }
     }
 }
@@ -127,6 +131,8 @@ pub struct ApiError {
     pub param: Option<String>,
     /// Seconds the client should wait, forwarded from a backend's `Retry-After`.
     pub retry_after: Option<String>,
+    /// The response the error ended, when one had started (sent as a header).
+    pub response_id: Option<String>,
 }
 
 impl ErrorCode {
@@ -150,6 +156,7 @@ impl ErrorCode {
         Self::BackendTimeout,
         Self::StorageUnavailable,
         Self::InternalError,
+        Self::ShuttingDown,
     ];
 
     /// The row whose `code` is `code`.
@@ -165,6 +172,7 @@ impl ApiError {
             message: message.into(),
             param: None,
             retry_after: None,
+            response_id: None,
         }
     }
 
@@ -176,6 +184,11 @@ impl ApiError {
     /// A 400 for a field this deployment does not support yet.
     pub fn unsupported(param: impl Into<String>, message: impl Into<String>) -> Self {
         Self::new(ErrorCode::UnsupportedParameter, message).with_param(param)
+    }
+
+    pub fn with_response_id(mut self, id: impl Into<String>) -> Self {
+        self.response_id = Some(id.into());
+        self
     }
 
     pub fn with_param(mut self, param: impl Into<String>) -> Self {

@@ -13,6 +13,7 @@ pub mod request;
 pub mod response;
 mod serde_util;
 mod stored_form;
+pub mod stored_text;
 pub mod tools;
 pub mod web_search;
 
@@ -41,6 +42,9 @@ pub use response::{
     Response, ResponseError, ResponseObject, ResponseStatus, Usage,
 };
 pub use stored_form::normalize_items;
+pub use stored_text::{
+    check_input_ids, check_item_ids, check_optional_text, check_text, duplicate_item,
+};
 pub use tools::{
     FunctionTool, FunctionType, HostedTool, JsonSchemaFormat, ReasoningConfig, ReasoningEffort,
     ReasoningSummary, TextConfig, TextFormat, Tool, ToolChoice, ToolChoiceMode, ToolRef, Verbosity,

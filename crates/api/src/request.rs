@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::items::Input;
+use crate::stored_text::{check_input_ids, check_optional_text, check_text};
 use crate::tools::{ReasoningConfig, TextConfig, Tool, ToolChoice};
 
 /// A create request as the client sent it.
@@ -274,7 +275,32 @@ impl CreateResponseRequest {
         {
             return Err(ApiError::invalid("model", "model must not be empty"));
         }
-        Ok(())
+        check_optional_text("model", self.model.as_deref())?;
+        check_optional_text("previous_response_id", self.previous_response_id.as_deref())?;
+        match &self.conversation {
+            Some(serde_json::Value::String(id)) => check_text("conversation", id)?,
+            Some(serde_json::Value::Object(object)) => {
+                if let Some(serde_json::Value::String(id)) = object.get("id") {
+                    check_text("conversation.id", id)?;
+                }
+            }
+            _ => {}
+        }
+        check_input_ids("input", self.input.as_ref())
+    }
+}
+
+impl CompactRequest {
+    /// Parses and validates a request body.
+    pub fn from_json(body: &[u8]) -> Result<Self, ApiError> {
+        let request: Self = parse_json(body)?;
+        check_optional_text("model", request.model.as_deref())?;
+        check_optional_text(
+            "previous_response_id",
+            request.previous_response_id.as_deref(),
+        )?;
+        check_input_ids("input", request.input.as_ref())?;
+        Ok(request)
     }
 }
 
@@ -363,6 +389,8 @@ pub fn validate_metadata(metadata: &BTreeMap<String, String>) -> Result<(), ApiE
         ));
     }
     for (key, value) in metadata {
+        check_text("metadata", key)?;
+        check_text("metadata", value)?;
         if key.chars().count() > 64 {
             return Err(ApiError::invalid(
                 "metadata",

@@ -111,3 +111,14 @@ impl Resolve for GuardedResolver {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct AddressDenied(pub String);
+
+/// A URL as logs and error messages may show it: scheme, host, port and path,
+/// without user, password or query (where credentials hide).
+pub fn display_url(url: &reqwest::Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string()
+}

@@ -7,12 +7,16 @@
 //! (MCP servers today; search pages, `file_url` and image URLs next): checked on
 //! the URL before connecting, and on every address a host name resolves to, in
 //! the DNS resolver of [`guarded_builder`]'s clients, so that DNS rebinding
-//! cannot get around it.
+//! cannot get around it. [`sse`] reads the server-sent events of an upstream
+//! answer in linear time and within a size bound.
 
 mod client;
 mod policy;
+pub mod sse;
 
-pub use client::{AddressDenied, client_builder, guarded_builder, same_origin_redirects};
+pub use client::{
+    AddressDenied, client_builder, display_url, guarded_builder, same_origin_redirects,
+};
 pub use policy::{EgressGuard, UrlPolicy};
 pub use reqwest;
 

@@ -77,18 +77,57 @@ pub(crate) struct Run {
     pub approved: Vec<(usize, ApprovedCall)>,
     pub limits: Limits,
     pub persist: Option<Persist>,
+    /// The response's place in the registry of responses in progress.
+    pub running: Option<crate::inflight::Running>,
 }
 
 impl Run {
     /// Runs the response to its end. `self` is boxed: the loop's future then
     /// holds a pointer instead of the whole `Run`, twice (measured with
-    /// `-Zprint-type-sizes`: 8 kB of future per open stream before).
+    /// `-Zprint-type-sizes`: 8 kB of future per open stream before). The work
+    /// stops early when the response is deleted or the gateway shuts down
+    /// ([`crate::inflight`]); it then fails with the output it had.
     pub(crate) async fn run(mut self: Box<Self>, sink: EventSink) {
         let mut out = Vec::new();
         self.assembler.start(&mut out);
         sink.send(&mut out);
+        let running = self.running.take();
+        let conclusion = match &running {
+            Some(running) => {
+                let work = self.work(&sink, &mut out);
+                tokio::select! {
+                    conclusion = work => conclusion,
+                    stop = running.stopped() => Err(stop.error()),
+                }
+            }
+            None => self.work(&sink, &mut out).await,
+        };
+        match conclusion {
+            Ok(conclusion) => self.assembler.conclude(conclusion, &mut out),
+            Err(error) => self.assembler.fail(error, &mut out),
+        }
+        if running
+            .as_ref()
+            .is_some_and(crate::inflight::Running::is_deleted)
+        {
+            // Deleted while it ran: its followers learn how it ended; nothing
+            // is saved, so it cannot come back.
+            self.persist = None;
+        }
+        self.save_and_end(out, &sink).await;
+        drop(running);
+    }
+
+    /// The loop itself: tools prepared, approved calls run, then model turns
+    /// until the response concludes. Events go out as they happen; the
+    /// conclusion (or the error it failed with) is the caller's to emit.
+    async fn work(
+        &mut self,
+        sink: &EventSink,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<Conclusion, ApiError> {
         let mut routes = std::mem::take(&mut self.routes);
-        if self.prepare_tools(&sink).await {
+        if self.prepare_tools(sink).await {
             let catalog = Catalog::build(&self.functions, self.tools.ready(), &self.tool_choice);
             self.request.tools = catalog.offered;
             self.request.tool_choice = catalog.tool_choice;
@@ -113,19 +152,15 @@ impl Run {
                     route,
                     &approved.arguments,
                     &approved.approval_request_id,
-                    &mut out,
+                    out,
                 ));
             }
-            sink.send(&mut out);
+            sink.send(out);
             let over = calls.split_off(self.budget(calls_made).min(calls.len()));
-            calls_made += self.run_calls(calls, &sink).await;
+            calls_made += self.run_calls(calls, sink).await;
             if !over.is_empty() {
-                self.skip_over_budget(over, &mut out);
-                self.assembler.conclude(
-                    Conclusion::Incomplete(IncompleteReason::MaxToolCalls),
-                    &mut out,
-                );
-                return self.save_and_end(out, &sink).await;
+                self.skip_over_budget(over, out);
+                return Ok(Conclusion::Incomplete(IncompleteReason::MaxToolCalls));
             }
             self.request
                 .input
@@ -134,7 +169,7 @@ impl Run {
             self.relax_tool_choice();
         }
         let mut turns = 0;
-        let conclusion = loop {
+        loop {
             turns += 1;
             let start = self.assembler.output_len();
             let upstream = match self.first.take() {
@@ -142,30 +177,26 @@ impl Run {
                 None => {
                     // The input grew by tool results (or tools were listed) since
                     // the request was fitted: fit it again.
-                    if let Err(error) = self.fit() {
-                        break Err(error);
-                    }
+                    self.fit()?;
                     match self.backend.generate(&self.request).await {
                         Ok(upstream) => upstream,
-                        Err(error) => break Err(backend_error(error)),
+                        Err(error) => return Err(backend_error(error)),
                     }
                 }
             };
-            if let Err(error) = self.pump(upstream, &sink).await {
-                break Err(error);
-            }
-            let turn = self.assembler.end_turn(&mut out);
-            sink.send(&mut out);
+            self.pump(upstream, sink).await?;
+            let turn = self.assembler.end_turn(out);
+            sink.send(out);
             let incomplete = match turn.finish {
                 None => {
                     for call in turn.server_calls {
                         self.assembler.call_skipped(
                             call,
                             "The model's turn ended unfinished, so this call was not run.",
-                            &mut out,
+                            out,
                         );
                     }
-                    break Err(ApiError::new(
+                    return Err(ApiError::new(
                         ErrorCode::BackendError,
                         "the backend's stream ended before generation finished",
                     ));
@@ -180,39 +211,34 @@ impl Run {
                     self.assembler.call_skipped(
                         call,
                         "The model's turn was cut short, so this call was not run.",
-                        &mut out,
+                        out,
                     );
                 }
-                break Ok(Conclusion::Incomplete(reason));
+                return Ok(Conclusion::Incomplete(reason));
             }
             if turn.server_calls.is_empty() {
-                break Ok(Conclusion::Completed { now: unix_now() });
+                return Ok(Conclusion::Completed { now: unix_now() });
             }
             let mut calls = turn.server_calls;
             let over = calls.split_off(self.budget(calls_made).min(calls.len()));
-            calls_made += self.run_calls(calls, &sink).await;
+            calls_made += self.run_calls(calls, sink).await;
             if !over.is_empty() {
-                self.skip_over_budget(over, &mut out);
-                break Ok(Conclusion::Incomplete(IncompleteReason::MaxToolCalls));
+                self.skip_over_budget(over, out);
+                return Ok(Conclusion::Incomplete(IncompleteReason::MaxToolCalls));
             }
             // Function calls go back to the client and approvals wait for it; the
             // server-side results ride along in this response's output.
             if turn.client_calls > 0 || turn.approvals > 0 {
-                break Ok(Conclusion::Completed { now: unix_now() });
+                return Ok(Conclusion::Completed { now: unix_now() });
             }
             if turns >= self.limits.max_turns {
-                break Ok(Conclusion::Incomplete(IncompleteReason::MaxTurns));
+                return Ok(Conclusion::Incomplete(IncompleteReason::MaxTurns));
             }
             self.request
                 .input
                 .extend(model_view(self.assembler.items_since(start), &self.types));
             self.relax_tool_choice();
-        };
-        match conclusion {
-            Ok(conclusion) => self.assembler.conclude(conclusion, &mut out),
-            Err(error) => self.assembler.fail(error, &mut out),
         }
-        self.save_and_end(out, &sink).await;
     }
 
     /// Fits the next turn into the context window, as the response's

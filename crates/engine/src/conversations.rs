@@ -54,6 +54,7 @@ fn prepare_items(input: Option<Input>) -> Result<Vec<Item>, ApiError> {
             ),
         ));
     }
+    antwort_api::check_item_ids("items", &items)?;
     for (index, item) in items.iter().enumerate() {
         if matches!(item, Item::ItemReference(_) | Item::Compaction(_)) {
             return Err(ApiError::unsupported(
@@ -65,6 +66,26 @@ fn prepare_items(input: Option<Input>) -> Result<Vec<Item>, ApiError> {
     ids::assign_item_ids(&mut items);
     normalize_items(&mut items);
     Ok(items)
+}
+
+/// Refuses new items whose ids (`(index, id)` in the request's `param`) the
+/// conversation already holds: its items are addressed by id.
+pub(crate) fn check_new_ids(
+    held: &[Item],
+    new_ids: &[(usize, String)],
+    param: &str,
+) -> Result<(), ApiError> {
+    if new_ids.is_empty() {
+        return Ok(());
+    }
+    let held: std::collections::HashSet<&str> = held.iter().filter_map(Item::id).collect();
+    match new_ids.iter().find(|(_, id)| held.contains(id.as_str())) {
+        Some((index, id)) => Err(antwort_api::duplicate_item(
+            &format!("{param}[{index}].id"),
+            id,
+        )),
+        None => Ok(()),
+    }
 }
 
 impl Engine {
@@ -131,6 +152,14 @@ impl Engine {
         items: Input,
     ) -> Result<Vec<Item>, ApiError> {
         let items = prepare_items(Some(items))?;
+        let held = self.stores.conversations.load_conversation(scope, id);
+        let held = found(held.await, || not_found(id))?;
+        let new_ids: Vec<(usize, String)> = items
+            .iter()
+            .enumerate()
+            .filter_map(|(index, item)| Some((index, item.id()?.to_owned())))
+            .collect();
+        check_new_ids(&held, &new_ids, "items")?;
         let added = self
             .stores
             .conversations

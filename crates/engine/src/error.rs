@@ -26,15 +26,23 @@ pub fn backend_error(error: BackendError) -> ApiError {
             message,
             retry_after,
         } => {
+            // A 404 names a missing model only when the backend says so (vLLM,
+            // Ollama and OpenAI do); otherwise the gateway's backend URL is wrong.
+            let names_model = message.to_ascii_lowercase().contains("model");
             let code = match status {
                 429 => ErrorCode::RateLimitExceeded,
                 400 | 413 | 422 => ErrorCode::BackendBadRequest,
-                404 => ErrorCode::ModelNotFound,
+                404 if names_model => ErrorCode::ModelNotFound,
                 _ => ErrorCode::BackendError,
             };
             let text = match status {
                 401 | 403 => format!(
-                    "The inference backend rejected the gateway's credentials (HTTP {status}): {message}"
+                    "The inference backend refused the gateway's own credentials (HTTP {status}); \
+                     the gateway's operator must fix its backend API key: {message}"
+                ),
+                404 if !names_model => format!(
+                    "The inference backend has no such endpoint (HTTP 404); the gateway's \
+                     backend URL may be wrong: {message}"
                 ),
                 _ => format!("The inference backend answered HTTP {status}: {message}"),
             };
@@ -118,5 +126,21 @@ mod tests {
         ));
         assert_eq!(rounded.retry_after.as_deref(), Some("2"));
         assert_eq!(status(BackendError::status(500, "", None)), 502);
+    }
+
+    #[test]
+    fn a_backend_404_is_a_missing_model_only_when_it_says_so() {
+        let missing = backend_error(BackendError::status(
+            404,
+            "The model `x` does not exist.",
+            None,
+        ));
+        assert_eq!(missing.code, ErrorCode::ModelNotFound);
+        let wrong_url = backend_error(BackendError::status(404, "Not Found", None));
+        assert_eq!(wrong_url.status(), 502);
+        assert!(wrong_url.message.contains("backend URL"));
+        let refused = backend_error(BackendError::status(401, "bad key", None));
+        assert_eq!(refused.status(), 502);
+        assert!(refused.message.contains("gateway's own credentials"));
     }
 }

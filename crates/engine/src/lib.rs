@@ -16,6 +16,7 @@ pub mod conversations;
 pub mod error;
 pub mod events;
 pub mod ids;
+mod inflight;
 pub mod mcp;
 pub mod model;
 pub mod prepare;
@@ -136,6 +137,8 @@ pub struct Engine {
     tasks: tokio_util::task::TaskTracker,
     /// The event logs detached responses append to and their clients follow.
     log: Arc<dyn events::EventLog>,
+    /// The responses generating now, for delete and shutdown to stop.
+    inflight: Arc<inflight::Inflight>,
 }
 
 impl Engine {
@@ -147,6 +150,7 @@ impl Engine {
             config: Arc::new(config),
             tasks: tokio_util::task::TaskTracker::new(),
             log: Arc::new(events::MemoryEventLog::default()),
+            inflight: Arc::new(inflight::Inflight::default()),
         }
     }
 
@@ -188,6 +192,18 @@ impl Engine {
         self.tasks.wait().await;
     }
 
+    /// Stops every response still generating (the drain time is up): each ends
+    /// `failed` with the output it had and its terminal event, and the stored
+    /// ones are saved. [`Engine::drain`] then returns once those saves are done.
+    pub fn stop_all(&self) {
+        let stored = self.inflight.stored_in_progress();
+        tracing::warn!(
+            stored_in_progress = stored,
+            "stopping the responses still in progress; they end failed with what they have"
+        );
+        self.inflight.shut_down();
+    }
+
     /// Plans a turn and assembles its context: the stored chain or conversation,
     /// resolved references, then the new input. With `fit` the turn is also fitted
     /// into the model's context window.
@@ -205,6 +221,13 @@ impl Engine {
             &self.tool_types,
         )?;
         let mut own_input = std::mem::take(&mut plan.model_request.input);
+        // The ids the client gave its items (references name stored items).
+        let client_ids: Vec<(usize, String)> = own_input
+            .iter()
+            .enumerate()
+            .filter(|(_, item)| !matches!(item, Item::ItemReference(_)))
+            .filter_map(|(index, item)| Some((index, item.id()?.to_owned())))
+            .collect();
         context::resolve_references(&*self.stores.responses, scope, &mut own_input).await?;
         ids::assign_item_ids(&mut own_input);
         let mut input = match (&plan.previous_response_id, &plan.conversation_id) {
@@ -212,7 +235,11 @@ impl Engine {
                 context::load_chain(&*self.stores.responses, scope, previous).await?
             }
             (None, Some(conversation)) => {
-                context::load_conversation(&*self.stores.conversations, scope, conversation).await?
+                let items =
+                    context::load_conversation(&*self.stores.conversations, scope, conversation)
+                        .await?;
+                conversations::check_new_ids(&items, &client_ids, "input")?;
+                items
             }
             (None, None) => Vec::new(),
         };
@@ -322,19 +349,10 @@ impl Engine {
             );
         }
         let backend = self.backend_for(&plan.model_request.model)?;
-        // Without tool work before the first turn, the backend is asked now, so
-        // that its failure is still the client's HTTP status.
-        let tool_work_first = !approved.is_empty() || matches!(tools, agent::Tools::Unprepared(_));
-        let first = if tool_work_first {
-            None
-        } else {
-            Some(
-                backend
-                    .generate(&plan.model_request)
-                    .await
-                    .map_err(error::backend_error)?,
-            )
-        };
+        // Without tool work before the first turn, the backend is asked before
+        // the response starts, so that its failure is still the client's HTTP
+        // status.
+        let ask_first = approved.is_empty() && matches!(tools, agent::Tools::Ready(_));
         // Work whose result is kept (the response, or the conversation it joins)
         // finishes without its client.
         let store = plan.response.store || plan.conversation_id.is_some();
@@ -362,11 +380,11 @@ impl Engine {
             concurrency: self.config.tool_concurrency,
             context_window: self.config.context_window(&plan.model_request.model),
         };
-        let run = agent::Run {
+        let mut run = Box::new(agent::Run {
             assembler: Assembler::new(plan.response, plan.logprobs, reasoning_names)
                 .summarize_reasoning(summarize),
             request: plan.model_request,
-            first,
+            first: None,
             backend,
             types: self.tool_types.clone(),
             functions: plan.functions,
@@ -376,14 +394,51 @@ impl Engine {
             approved,
             limits,
             persist,
-        };
+            running: Some(self.inflight.register(scope, &response_id, store)),
+        });
+        let skipped_tools = plan.skipped_tools;
+        if !store {
+            if ask_first {
+                let first = run.backend.generate(&run.request).await;
+                run.first = Some(first.map_err(error::backend_error)?);
+            }
+            let stream = ResponseStream::new(response_id, |sink| run.run(sink));
+            return Ok(Started {
+                events: Events::Attached(Box::new(stream)),
+                skipped_tools,
+            });
+        }
+        // A stored response runs on a task of its own from here, the wait for
+        // the backend's first answer included: the client may leave at any
+        // point and the work still finishes and is saved.
+        let (answer, started) = tokio::sync::oneshot::channel();
+        let log = self.log.clone();
+        let scope = scope.clone();
+        tasks::spawn_tracked(&self.tasks, async move {
+            if ask_first {
+                match run.backend.generate(&run.request).await {
+                    Ok(first) => run.first = Some(first),
+                    Err(failure) => {
+                        let _ = answer.send(Err(error::backend_error(failure)));
+                        return;
+                    }
+                }
+            }
+            let stream = ResponseStream::new(response_id, |sink| run.run(sink));
+            let (follower, drive) = stream.publish(&*log, &scope);
+            // A client gone by now leaves the follower unread; the work goes on.
+            let _ = answer.send(Ok(follower));
+            drive.await;
+        });
+        let events = started.await.unwrap_or_else(|_| {
+            Err(ApiError::new(
+                antwort_api::ErrorCode::InternalError,
+                "the response's task ended before it started",
+            ))
+        })?;
         Ok(Started {
-            stream: ResponseStream::new(response_id, |sink| Box::new(run).run(sink)),
-            store,
-            tasks: self.tasks.clone(),
-            log: self.log.clone(),
-            scope: scope.clone(),
-            skipped_tools: plan.skipped_tools,
+            events: Events::Detached(events),
+            skipped_tools,
         })
     }
 
@@ -407,16 +462,50 @@ impl Engine {
             .map_err(error::backend_error)
     }
 
-    /// Checks the backends and the store.
-    pub async fn check_ready(&self) -> Result<(), ApiError> {
-        self.stores
-            .health
-            .check_ready()
-            .await
-            .map_err(error::store_error)?;
-        self.backends
-            .check_ready()
-            .await
-            .map_err(error::backend_error)
+    /// Checks the store and the backends at once, each within `within`. What
+    /// failed, and why, goes to the log; the answer says only which part is down,
+    /// since readiness is asked without credentials.
+    pub async fn readiness(&self, within: std::time::Duration) -> Readiness {
+        let store = async {
+            match tokio::time::timeout(within, self.stores.health.check_ready()).await {
+                Ok(Ok(())) => true,
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "readiness: the store is unavailable");
+                    false
+                }
+                Err(_) => {
+                    tracing::warn!(?within, "readiness: the store did not answer in time");
+                    false
+                }
+            }
+        };
+        let backends = async {
+            match tokio::time::timeout(within, self.backends.check_ready()).await {
+                Ok(Ok(())) => true,
+                Ok(Err(error)) => {
+                    tracing::warn!(backend = %error.backend, error = %error.kind, "readiness: a backend is unavailable");
+                    false
+                }
+                Err(_) => {
+                    tracing::warn!(?within, "readiness: a backend did not answer in time");
+                    false
+                }
+            }
+        };
+        let (store, backends) = futures::join!(store, backends);
+        Readiness { store, backends }
+    }
+}
+
+/// Which parts of the gateway answer ([`Engine::readiness`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness {
+    pub store: bool,
+    pub backends: bool,
+}
+
+impl Readiness {
+    pub fn ready(self) -> bool {
+        self.store && self.backends
     }
 }

@@ -8,17 +8,11 @@ use antwort_api::ApiError;
 use futures::StreamExt;
 
 use crate::events;
-use crate::store::Scope;
 use crate::stream::{self, ResponseStream};
 
-/// A started response: its event stream and what the server reports beside it.
+/// A started response: its events and what the server reports beside them.
 pub struct Started {
-    pub(crate) stream: ResponseStream,
-    /// Whether the response is stored, and so must finish without its client.
-    pub(crate) store: bool,
-    pub(crate) tasks: tokio_util::task::TaskTracker,
-    pub(crate) log: Arc<dyn events::EventLog>,
-    pub(crate) scope: Scope,
+    pub(crate) events: Events,
     /// Hosted tool types the request listed that were not offered to the model.
     pub skipped_tools: Vec<String>,
 }
@@ -28,11 +22,7 @@ impl Started {
     /// finishes and is saved even if the client goes away; an unstored one is pulled
     /// by the client, so that its going away cancels generation upstream.
     pub fn events(self) -> Events {
-        if self.store {
-            Events::Detached(self.stream.detach(&self.tasks, &*self.log, &self.scope))
-        } else {
-            Events::Attached(Box::new(self.stream))
-        }
+        self.events
     }
 }
 

@@ -26,11 +26,17 @@ impl Engine {
     }
 
     /// `DELETE /v1/responses/{id}`.
+    ///
+    /// A stored response still generating is stopped first (its stream ends
+    /// `failed`, and it is not saved), so that it cannot come back after the
+    /// delete; one that saved just before is deleted from the store as well.
     pub async fn delete_response(&self, scope: &Scope, id: &str) -> Result<(), ApiError> {
-        changed(
-            self.stores.responses.delete_response(scope, id).await,
-            || not_found(id),
-        )
+        let was_running = self.inflight.stop_for_delete(scope, id).await;
+        let deleted = self.stores.responses.delete_response(scope, id).await;
+        if was_running {
+            return deleted.map(|_| ()).map_err(crate::error::store_error);
+        }
+        changed(deleted, || not_found(id))
     }
 
     /// `GET /v1/responses`.

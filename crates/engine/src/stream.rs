@@ -85,28 +85,45 @@ impl ResponseStream {
         }
     }
 
-    /// Runs the stream to its end on a task of its own, tracked by `tasks` so that
-    /// shutdown can wait for it, appending its events to `log`, and hands back a
-    /// follower of that log from the first event. If the follower is dropped (the
-    /// client went away), the work still finishes and is saved; while it reads
-    /// slowly, the work waits for it (the log is bounded).
+    /// Makes the stream the writer of its event log: hands back a follower of
+    /// that log from the first event, and the future that drives the stream to
+    /// its end, appending every event. If the follower is dropped (the client
+    /// went away), the work still finishes and is saved; while it reads slowly,
+    /// the work waits for it (the log is bounded).
+    pub(crate) fn publish(
+        self,
+        log: &dyn EventLog,
+        scope: &Scope,
+    ) -> (
+        EventStream,
+        impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let mut writer = log.create(scope, &self.response_id);
+        // Following before the first append: the client sees every event.
+        let follower = log
+            .follow(scope, &self.response_id, None)
+            .unwrap_or_else(|| futures::stream::empty().boxed());
+        let mut events = self;
+        let drive = async move {
+            while let Some(event) = events.next().await {
+                writer.append(event).await;
+            }
+            writer.close();
+        };
+        (follower, drive)
+    }
+
+    /// [`ResponseStream::publish`], driven on a task of its own that `tasks`
+    /// tracks, so that shutdown can wait for it.
     pub fn detach(
         self,
         tasks: &tokio_util::task::TaskTracker,
         log: &dyn EventLog,
         scope: &Scope,
     ) -> EventStream {
-        let mut writer = log.create(scope, &self.response_id);
-        // Following before the first append: the client sees every event.
-        let follower = log.follow(scope, &self.response_id, None);
-        let mut events = self;
-        crate::tasks::spawn_tracked(tasks, async move {
-            while let Some(event) = events.next().await {
-                writer.append(event).await;
-            }
-            writer.close();
-        });
-        follower.unwrap_or_else(|| futures::stream::empty().boxed())
+        let (follower, drive) = self.publish(log, scope);
+        crate::tasks::spawn_tracked(tasks, drive);
+        follower
     }
 }
 

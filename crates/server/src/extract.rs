@@ -4,10 +4,10 @@
 
 use antwort_api::{
     AddConversationItemsRequest, ApiError, CompactRequest, CreateConversationRequest,
-    CreateResponseRequest, UpdateConversationRequest, parse_json,
+    CreateResponseRequest, ErrorCode, UpdateConversationRequest, check_text, parse_json,
 };
 use antwort_engine::{ClientHints, Scope};
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, RawPathParams, Request};
 use axum::http::request::Parts;
 
 use crate::AppState;
@@ -51,7 +51,7 @@ impl RequestBody for CreateResponseRequest {
 
 impl RequestBody for CompactRequest {
     fn parse(body: &[u8]) -> Result<Self, ApiError> {
-        parse_json(body)
+        CompactRequest::from_json(body)
     }
 }
 
@@ -88,4 +88,38 @@ impl<T: RequestBody> FromRequest<AppState> for JsonBody<T> {
         let body = read_body(request.into_body(), state.config.max_body_bytes).await?;
         Ok(Self(T::parse(&body)?))
     }
+}
+
+/// The ids a route's path names (`{id}`, `{item_id}`), percent-decoded and
+/// checked as every id is at the edge ([`check_text`]). A path that is not UTF-8
+/// once decoded (`%FF`) is a 400 in the OpenAI shape, as every rejection is.
+pub struct PathIds<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for PathIds<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, HttpError> {
+        let raw = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| bad_path(&rejection.body_text()))?;
+        for (name, value) in &raw {
+            check_text(name, value)?;
+        }
+        let Path(ids) = Path::<T>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| bad_path(&rejection.body_text()))?;
+        Ok(Self(ids))
+    }
+}
+
+fn bad_path(detail: &str) -> HttpError {
+    ApiError::new(
+        ErrorCode::InvalidValue,
+        format!("The request path is invalid: {detail}"),
+    )
+    .into()
 }

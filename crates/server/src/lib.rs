@@ -72,6 +72,7 @@ pub fn app(
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(trace)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(axum::middleware::map_response(error::in_openai_shape))
         .service(router(engine, config))
 }
 

@@ -115,7 +115,7 @@ impl ResponseStore for SqlStore {
         ];
         if let Some(cursor) = &window.cursor {
             sql.push_str(&format!(
-                " AND position {} (SELECT position FROM response_items \
+                " AND position {} (SELECT MAX(position) FROM response_items \
                  WHERE response_id = $1 AND tenant = $2 AND kind = $3 AND item_id = $4)",
                 window.comparison
             ));

@@ -81,6 +81,7 @@ impl SqlStore {
             } => {
                 let pool = PgPoolOptions::new()
                     .max_connections(*max_connections)
+                    .acquire_timeout(PG_ACQUIRE_TIMEOUT)
                     .connect(url)
                     .await
                     .map_err(unavailable)?;
@@ -119,6 +120,12 @@ impl SqlStore {
         }
     }
 }
+
+/// How long a request waits for a PostgreSQL connection. sqlx's 30 s default
+/// held every storing request (and `/readyz`) that long during a database
+/// outage before its 503; a pool that is merely busy hands a connection over in
+/// milliseconds, so five seconds tells the two apart.
+const PG_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// WAL lets readers run beside the writer; NORMAL sync keeps every committed
 /// write across a process crash (only power loss can lose the last ones); the

@@ -192,9 +192,10 @@ async fn an_unreachable_backend_is_a_503_that_says_so() {
     let closed = tokio::net::TcpSocket::new_v4().unwrap();
     closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let port = closed.local_addr().unwrap().port();
-    let gateway =
-        start_with(|config| config.engine.backend_url = Some(format!("http://127.0.0.1:{port}")))
-            .await;
+    let gateway = start_with(|config| {
+        config.engine.backend_url = Some(format!("http://127.0.0.1:{port}").into())
+    })
+    .await;
     let answer = gateway.post("/v1/responses", &json!({"input": "hi"})).await;
     assert_error(&answer, 503, "backend_unavailable", None);
     assert!(

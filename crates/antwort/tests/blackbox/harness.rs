@@ -28,7 +28,7 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Gateway {
     let (mock_url, mock_stats) = antwort_mock::spawn(Latency::default()).await.unwrap();
     let mock_root = mock_url.trim_end_matches("/v1").to_owned();
     let mut config = Config::default();
-    config.engine.backend_url = Some(mock_url);
+    config.engine.backend_url = Some(mock_url.into());
     // The test MCP servers are on loopback; the policy test turns this off again.
     config.mcp.url_policy.allow_loopback = true;
     config.engine.default_model = Some("mock-model".into());

@@ -315,7 +315,7 @@ async fn a_configured_server_with_oauth_caches_its_token_and_tool_list() {
     let gateway = start_with(|config| {
         // The harness points the backend at the mock before adjusting the config.
         let backend = config.engine.backend_url.clone().unwrap();
-        let mock = backend.trim_end_matches("/v1");
+        let mock = backend.expose().trim_end_matches("/v1");
         config.mcp.url_policy.allow_loopback = false;
         config.mcp.servers = vec![antwort::config::McpServerSection {
             name: "secure".into(),

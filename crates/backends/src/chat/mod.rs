@@ -3,20 +3,17 @@
 
 mod request;
 mod response;
+mod stream;
 
-use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use antwort_api::Model;
-use antwort_engine::{Backend, BackendError, ModelEvent, ModelRequest, ModelStream};
+use antwort_engine::{Backend, BackendError, ModelRequest, ModelStream};
 use async_trait::async_trait;
-use eventsource_stream::Eventsource;
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 
 pub use request::chat_request;
+pub use stream::{ChunkTranslator, MAX_EVENT_BYTES, Translated};
 
 /// Where and how to reach a Chat Completions server.
 #[derive(Debug, Clone)]
@@ -40,6 +37,8 @@ pub struct ChatBackend {
     /// `Bearer <key>`, built once and marked sensitive (never logged).
     authorization: Option<reqwest::header::HeaderValue>,
     timeout: Duration,
+    /// The base URL as logs show it: without credentials or query.
+    address: String,
 }
 
 impl ChatBackend {
@@ -50,9 +49,8 @@ impl ChatBackend {
             .map_err(|e| BackendError::unavailable(format!("cannot build HTTP client: {e}")))?;
         let base_url = normalize_base_url(&config.base_url);
         let completions_url = reqwest::Url::parse(&format!("{base_url}/chat/completions"))
-            .map_err(|e| {
-                BackendError::unavailable(format!("invalid backend URL {base_url}: {e}"))
-            })?;
+            .map_err(|e| BackendError::unavailable(format!("invalid backend URL: {e}")))?;
+        let address = antwort_egress::display_url(&completions_url);
         let authorization = match config.api_key {
             Some(key) => {
                 let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))
@@ -70,6 +68,7 @@ impl ChatBackend {
             completions_url,
             authorization,
             timeout: config.timeout,
+            address,
         })
     }
 
@@ -88,24 +87,48 @@ impl ChatBackend {
         }
     }
 
-    /// Sends and waits for the status line, mapping every failure to a BackendError.
+    /// Sends and waits for the status line, mapping every failure to a
+    /// BackendError. One deadline covers connecting, the status line and, for an
+    /// error status, its body: a backend that answers 500 and then stalls holds
+    /// nobody past it.
     async fn send(
         &self,
         builder: reqwest::RequestBuilder,
+        deadline: tokio::time::Instant,
     ) -> Result<reqwest::Response, BackendError> {
-        let response = tokio::time::timeout(self.timeout, builder.send())
-            .await
-            .map_err(|_| {
-                BackendError::timeout(format!(
-                    "no answer from {} within {:?}",
-                    self.base_url, self.timeout
-                ))
-            })?
-            .map_err(|e| transport_error(&self.base_url, &e))?;
-        if response.status().is_success() {
-            return Ok(response);
+        let answer = tokio::time::timeout_at(deadline, async {
+            let response = builder.send().await.map_err(|e| self.transport_error(&e))?;
+            if response.status().is_success() {
+                return Ok(response);
+            }
+            Err(status_error(response).await)
+        });
+        answer.await.unwrap_or_else(|_| {
+            tracing::warn!(backend = %self.address, timeout = ?self.timeout, "the backend did not answer in time");
+            Err(BackendError::timeout(format!(
+                "no answer within {:?}",
+                self.timeout
+            )))
+        })
+    }
+
+    /// The end of the time an answer may take, from now.
+    fn deadline(&self) -> tokio::time::Instant {
+        antwort_engine::clock::now() + self.timeout
+    }
+
+    /// A transport failure, for the client without the backend's address
+    /// (internal, and possibly with credentials), which goes to the log.
+    fn transport_error(&self, error: &reqwest::Error) -> BackendError {
+        let cause = root_cause(error);
+        tracing::warn!(backend = %self.address, error = %cause, "backend request failed");
+        if error.is_timeout() {
+            BackendError::timeout(cause)
+        } else if error.is_connect() {
+            BackendError::unavailable(format!("cannot connect: {cause}"))
+        } else {
+            BackendError::protocol(cause)
         }
-        Err(status_error(response).await)
     }
 }
 
@@ -116,19 +139,6 @@ pub fn normalize_base_url(url: &str) -> String {
         trimmed.to_owned()
     } else {
         format!("{trimmed}/v1")
-    }
-}
-
-fn transport_error(base_url: &str, error: &reqwest::Error) -> BackendError {
-    if error.is_timeout() {
-        BackendError::timeout(format!("{base_url}: {error}"))
-    } else if error.is_connect() {
-        BackendError::unavailable(format!(
-            "cannot connect to {base_url}: {}",
-            root_cause(error)
-        ))
-    } else {
-        BackendError::protocol(format!("{base_url}: {}", root_cause(error)))
     }
 }
 
@@ -200,26 +210,22 @@ fn error_message(body: &str) -> String {
 impl Backend for ChatBackend {
     async fn generate(&self, request: &ModelRequest) -> Result<ModelStream, BackendError> {
         let body = chat_request(request);
-        let response = self.send(self.post_completions().json(&body)).await?;
+        let deadline = self.deadline();
+        let response = self
+            .send(self.post_completions().json(&body), deadline)
+            .await?;
         if !request.stream {
-            let bytes = tokio::time::timeout(self.timeout, response.bytes())
+            // The same one deadline as the status line, to the body's last byte.
+            let bytes = tokio::time::timeout_at(deadline, response.bytes())
                 .await
                 .map_err(|_| BackendError::timeout("the completion body did not arrive in time"))?
-                .map_err(|e| transport_error(&self.base_url, &e))?;
+                .map_err(|e| self.transport_error(&e))?;
             let completion: response::ChatCompletion = serde_json::from_slice(&bytes)
                 .map_err(|e| BackendError::protocol(format!("invalid completion JSON: {e}")))?;
             let events = response::completion_events(completion);
             return Ok(futures::stream::iter(events.into_iter().map(Ok)).boxed());
         }
-        Ok(Box::pin(ChunkStream {
-            inner: response.bytes_stream().eventsource().boxed(),
-            pending: VecDeque::new(),
-            scratch: Vec::new(),
-            finished: false,
-            done: false,
-            idle_timeout: self.timeout,
-            idle: Box::pin(tokio::time::sleep(self.timeout)),
-        }))
+        Ok(Box::pin(stream::ChunkStream::new(response, self.timeout)))
     }
 
     async fn list_models(&self) -> Result<Vec<Model>, BackendError> {
@@ -228,7 +234,7 @@ impl Backend for ChatBackend {
             #[serde(default)]
             data: Vec<Model>,
         }
-        let response = self.send(self.get("/models")).await?;
+        let response = self.send(self.get("/models"), self.deadline()).await?;
         let list: List = response
             .json()
             .await
@@ -237,116 +243,9 @@ impl Backend for ChatBackend {
     }
 
     async fn check_ready(&self) -> Result<(), BackendError> {
-        self.send(self.get("/models")).await.map(|_| ())
-    }
-}
-
-type SseStream = Pin<
-    Box<
-        dyn Stream<
-                Item = Result<
-                    eventsource_stream::Event,
-                    eventsource_stream::EventStreamError<reqwest::Error>,
-                >,
-            > + Send,
-    >,
->;
-
-/// Chat Completions SSE → model events. Reads on after the finish chunk until
-/// `[DONE]`, since vLLM and OpenAI send usage in a chunk of its own after it.
-struct ChunkStream {
-    inner: SseStream,
-    pending: VecDeque<ModelEvent>,
-    scratch: Vec<ModelEvent>,
-    /// A finish reason was seen.
-    finished: bool,
-    /// The stream is over (`[DONE]`, an error, or the end of the body).
-    done: bool,
-    /// A backend silent for this long mid-stream is treated as gone: without it, a
-    /// stalled server would hold the client (kept alive by keepalives) forever.
-    idle_timeout: Duration,
-    idle: Pin<Box<tokio::time::Sleep>>,
-}
-
-impl Stream for ChunkStream {
-    type Item = Result<ModelEvent, BackendError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        loop {
-            if let Some(event) = this.pending.pop_front() {
-                return Poll::Ready(Some(Ok(event)));
-            }
-            if this.done {
-                return Poll::Ready(None);
-            }
-            let polled = this.inner.poll_next_unpin(cx);
-            if polled.is_ready() {
-                let deadline = antwort_engine::clock::now() + this.idle_timeout;
-                this.idle.as_mut().reset(deadline);
-            }
-            match polled {
-                Poll::Pending => {
-                    if this.idle.as_mut().poll(cx).is_ready() {
-                        this.done = true;
-                        return Poll::Ready(Some(Err(BackendError::timeout(format!(
-                            "the backend sent nothing for {:?} mid-stream",
-                            this.idle_timeout
-                        )))));
-                    }
-                    return Poll::Pending;
-                }
-                Poll::Ready(None) => {
-                    this.done = true;
-                    if !this.finished {
-                        return Poll::Ready(Some(Err(BackendError::interrupted(
-                            "the backend closed the stream before finishing",
-                        ))));
-                    }
-                }
-                Poll::Ready(Some(Err(error))) => {
-                    this.done = true;
-                    return Poll::Ready(Some(Err(BackendError::interrupted(format!(
-                        "the stream was interrupted: {error}"
-                    )))));
-                }
-                Poll::Ready(Some(Ok(event))) => {
-                    let data = event.data.trim();
-                    if data == "[DONE]" {
-                        this.done = true;
-                        continue;
-                    }
-                    if data.is_empty() {
-                        continue;
-                    }
-                    let chunk: response::ChatChunk = match serde_json::from_str(data) {
-                        Ok(chunk) => chunk,
-                        Err(error) => {
-                            this.done = true;
-                            return Poll::Ready(Some(Err(BackendError::protocol(format!(
-                                "invalid chunk: {error}"
-                            )))));
-                        }
-                    };
-                    if let Some(error) = &chunk.error {
-                        this.done = true;
-                        let message = error
-                            .get("message")
-                            .and_then(|m| m.as_str())
-                            .map_or_else(|| error.to_string(), str::to_owned);
-                        return Poll::Ready(Some(Err(BackendError::interrupted(format!(
-                            "the backend reported an error mid-stream: {message}"
-                        )))));
-                    }
-                    response::chunk_events(chunk, &mut this.scratch);
-                    this.finished |= this
-                        .scratch
-                        .iter()
-                        .any(|e| matches!(e, ModelEvent::Finish(_)));
-                    this.pending.extend(this.scratch.drain(..));
-                }
-            }
-        }
+        self.send(self.get("/models"), self.deadline())
+            .await
+            .map(|_| ())
     }
 }
 

@@ -7,13 +7,13 @@ use antwort_api::{
 };
 use antwort_engine::store::Page;
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use serde_json::{Value, json};
 
 use super::listing::{List, list, list_query};
 use crate::AppState;
 use crate::error::HttpError;
-use crate::extract::{Caller, JsonBody};
+use crate::extract::{Caller, JsonBody, PathIds};
 
 pub async fn create(
     State(state): State<AppState>,
@@ -30,7 +30,7 @@ pub async fn create(
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathIds(id): PathIds<String>,
 ) -> Result<Json<Conversation>, HttpError> {
     Ok(Json(
         state.engine.get_conversation(&caller.scope, &id).await?,
@@ -40,7 +40,7 @@ pub async fn get(
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathIds(id): PathIds<String>,
     JsonBody(request): JsonBody<UpdateConversationRequest>,
 ) -> Result<Json<Conversation>, HttpError> {
     let conversation = state
@@ -53,7 +53,7 @@ pub async fn update(
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathIds(id): PathIds<String>,
 ) -> Result<Json<Value>, HttpError> {
     state.engine.delete_conversation(&caller.scope, &id).await?;
     Ok(Json(
@@ -64,7 +64,7 @@ pub async fn delete(
 pub async fn list_items(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathIds(id): PathIds<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<List<Item>>, HttpError> {
     let query = list_query(raw.as_deref(), false)?;
@@ -78,7 +78,7 @@ pub async fn list_items(
 pub async fn add_items(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathIds(id): PathIds<String>,
     JsonBody(request): JsonBody<AddConversationItemsRequest>,
 ) -> Result<Json<List<Item>>, HttpError> {
     let items = state
@@ -95,7 +95,7 @@ pub async fn add_items(
 pub async fn get_item(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, item_id)): Path<(String, String)>,
+    PathIds((id, item_id)): PathIds<(String, String)>,
 ) -> Result<Json<Item>, HttpError> {
     let item = state
         .engine
@@ -108,7 +108,7 @@ pub async fn get_item(
 pub async fn delete_item(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, item_id)): Path<(String, String)>,
+    PathIds((id, item_id)): PathIds<(String, String)>,
 ) -> Result<Json<Conversation>, HttpError> {
     let conversation = state
         .engine

@@ -1,7 +1,7 @@
 //! The OpenAI list shape and the query string of list calls, shared by every
 //! listing route.
 
-use antwort_api::{ApiError, ErrorCode, Include};
+use antwort_api::{ApiError, ErrorCode, Include, check_text};
 use antwort_engine::store::{ListQuery, Order, Page};
 use serde::Serialize;
 use serde_json::json;
@@ -36,6 +36,9 @@ pub fn list_query(raw: Option<&str>, filters: bool) -> Result<ListQuery, ApiErro
     };
     for (key, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         let (key, value) = (key.into_owned(), value.into_owned());
+        // Every value here reaches a store's query (ids, filters, metadata keys).
+        check_text(&key, &key)?;
+        check_text(&key, &value)?;
         match key.as_str() {
             "limit" => {
                 query.limit = value

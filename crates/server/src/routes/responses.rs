@@ -1,10 +1,14 @@
 //! `POST /v1/responses`: parse at the edge, start the engine, and hand the one event
 //! stream to the view the client asked for (SSE, or the final JSON object).
 
-use antwort_api::{ApiError, CompactRequest, CreateResponseRequest, ErrorCode, ResponseStatus};
+use antwort_api::{
+    ApiError, CompactRequest, CreateResponseRequest, ErrorCode, EventData, ResponseStatus,
+    StreamEvent,
+};
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 
 use crate::AppState;
 use crate::error::HttpError;
@@ -19,39 +23,101 @@ pub async fn create(
     caller: Caller,
     JsonBody(request): JsonBody<CreateResponseRequest>,
 ) -> Result<Response, HttpError> {
-    let stream = request.stream.unwrap_or(false);
+    if request.stream.unwrap_or(false) {
+        return create_streaming(state, caller, request).await;
+    }
     let started = state
         .engine
         .create_for(&caller.scope, request, caller.client)
         .await?;
     let skipped = started.skipped_tools.join(",");
-    let events = started.events();
-    let mut response = if stream {
-        sse_response(events.shared(), state.config.keepalive_interval).into_response()
-    } else {
-        let response = events.into_response().await?;
-        if response.status == ResponseStatus::Failed {
-            let error = response.error.unwrap_or(antwort_api::ResponseError {
-                code: ErrorCode::BackendError.as_str().to_owned(),
-                message: "generation failed".to_owned(),
-            });
-            // The response failed after the backend accepted it: answer with the
-            // status of what failed (the backend, or the store).
-            let code = ErrorCode::from_code(&error.code).unwrap_or(ErrorCode::BackendError);
-            tracing::warn!(
-                code = error.code,
-                "response failed after the backend accepted it"
-            );
-            return Err(ApiError::new(code, error.message).into());
+    let response = started.events().into_response().await?;
+    if response.status == ResponseStatus::Failed {
+        return Err(failed_after_start(response).into());
+    }
+    Ok(with_skipped_tools(
+        (StatusCode::OK, axum::Json(response)).into_response(),
+        &skipped,
+    ))
+}
+
+/// A streamed create. While the backend has not answered, nothing can be
+/// said yet, and a backend failure is still the HTTP status; once that takes
+/// a keepalive interval, the stream starts anyway, with keepalive comments, so
+/// that the client and every proxy between see bytes, and a failure before the
+/// response began arrives as the stream's `error` event.
+async fn create_streaming(
+    state: AppState,
+    caller: Caller,
+    request: CreateResponseRequest,
+) -> Result<Response, HttpError> {
+    let keepalive = state.config.keepalive_interval;
+    let engine = state.engine.clone();
+    let mut starting = Box::pin(async move {
+        engine
+            .create_for(&caller.scope, request, caller.client)
+            .await
+    });
+    match tokio::time::timeout(keepalive, &mut starting).await {
+        Ok(started) => {
+            let started = started?;
+            let skipped = started.skipped_tools.join(",");
+            let events = started.events().shared();
+            Ok(with_skipped_tools(
+                sse_response(events, keepalive).into_response(),
+                &skipped,
+            ))
         }
-        (StatusCode::OK, axum::Json(response)).into_response()
+        Err(_) => {
+            let events = futures::stream::once(starting).flat_map(|started| match started {
+                Ok(started) => started.events().shared().left_stream(),
+                Err(error) => futures::stream::once(async move {
+                    std::sync::Arc::new(StreamEvent {
+                        sequence_number: 0,
+                        data: EventData::Error {
+                            error: error.body().error,
+                        },
+                    })
+                })
+                .right_stream(),
+            });
+            Ok(sse_response(events, keepalive).into_response())
+        }
+    }
+}
+
+/// A non-streamed response that failed after the backend accepted it: the
+/// status of what failed (the backend, or the store), and the id of the
+/// response, which is stored as failed when it was to be stored.
+fn failed_after_start(response: antwort_api::Response) -> ApiError {
+    let error = response.error.unwrap_or(antwort_api::ResponseError {
+        code: ErrorCode::BackendError.as_str().to_owned(),
+        message: "generation failed".to_owned(),
+    });
+    let code = ErrorCode::from_code(&error.code).unwrap_or(ErrorCode::BackendError);
+    tracing::warn!(
+        code = error.code,
+        response_id = %response.id,
+        "response failed after the backend accepted it"
+    );
+    let message = if response.store {
+        format!(
+            "{} (response {} is stored with status `failed`)",
+            error.message, response.id
+        )
+    } else {
+        error.message
     };
+    ApiError::new(code, message).with_response_id(response.id)
+}
+
+fn with_skipped_tools(mut response: Response, skipped: &str) -> Response {
     if !skipped.is_empty()
-        && let Ok(value) = HeaderValue::from_str(&skipped)
+        && let Ok(value) = HeaderValue::from_str(skipped)
     {
         response.headers_mut().insert(SKIPPED_TOOLS_HEADER, value);
     }
-    Ok(response)
+    response
 }
 
 /// `POST /v1/responses/input_tokens`: the input tokens the same body would take.

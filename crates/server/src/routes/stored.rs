@@ -3,18 +3,18 @@
 
 use antwort_api::{ApiError, ErrorCode, Item, Response};
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use serde_json::json;
 
 use super::listing::{List, check_include, list, list_query};
 use crate::AppState;
 use crate::error::HttpError;
-use crate::extract::Caller;
+use crate::extract::{Caller, PathIds};
 
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathIds(id): PathIds<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Response>, HttpError> {
     for (key, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
@@ -37,7 +37,7 @@ pub async fn get(
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathIds(id): PathIds<String>,
 ) -> Result<Json<serde_json::Value>, HttpError> {
     state.engine.delete_response(&caller.scope, &id).await?;
     Ok(Json(
@@ -58,7 +58,7 @@ pub async fn list_responses(
 pub async fn input_items(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathIds(id): PathIds<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<List<Item>>, HttpError> {
     let query = list_query(raw.as_deref(), false)?;
