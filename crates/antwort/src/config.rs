@@ -196,6 +196,12 @@ pub struct ServerSection {
     pub keepalive_interval: Duration,
     #[serde(deserialize_with = "duration")]
     pub shutdown_timeout: Duration,
+    /// A request's header must arrive whole within this.
+    #[serde(deserialize_with = "duration")]
+    pub header_read_timeout: Duration,
+    /// A request's body must arrive whole within this.
+    #[serde(deserialize_with = "duration")]
+    pub body_read_timeout: Duration,
 }
 
 impl Default for ServerSection {
@@ -206,6 +212,8 @@ impl Default for ServerSection {
             max_body_bytes: 32 * 1024 * 1024,
             keepalive_interval: Duration::from_secs(15),
             shutdown_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -407,6 +415,12 @@ impl Config {
         if let Some(v) = get("ANTWORT_KEEPALIVE_INTERVAL") {
             self.server.keepalive_interval = duration("ANTWORT_KEEPALIVE_INTERVAL", v)?;
         }
+        if let Some(v) = get("ANTWORT_HEADER_READ_TIMEOUT") {
+            self.server.header_read_timeout = duration("ANTWORT_HEADER_READ_TIMEOUT", v)?;
+        }
+        if let Some(v) = get("ANTWORT_BODY_READ_TIMEOUT") {
+            self.server.body_read_timeout = duration("ANTWORT_BODY_READ_TIMEOUT", v)?;
+        }
         if let Some(v) = get("ANTWORT_PROVIDER") {
             self.engine.provider = choice("ANTWORT_PROVIDER", v)?;
         }
@@ -514,6 +528,12 @@ impl Config {
         }
         if self.server.max_body_bytes == 0 {
             return invalid("server.max_body_bytes must be greater than 0".into());
+        }
+        if self.server.header_read_timeout.is_zero() || self.server.body_read_timeout.is_zero() {
+            return invalid(
+                "server.header_read_timeout and server.body_read_timeout must be greater than 0"
+                    .into(),
+            );
         }
         if self.server.keepalive_interval.is_zero() {
             return invalid("server.keepalive_interval must be greater than 0".into());

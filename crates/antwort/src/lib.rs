@@ -191,57 +191,47 @@ pub async fn serve(
         ServerConfig {
             max_body_bytes: config.server.max_body_bytes,
             keepalive_interval: config.server.keepalive_interval,
+            body_read_timeout: config.server.body_read_timeout,
         },
     );
     let drain = config.server.shutdown_timeout;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    // Every answer and every streamed event is written as soon as it is ready:
-    // without TCP_NODELAY, Nagle's algorithm holds a small write back until the
-    // previous one is acknowledged, and a client that delays its ACKs turns that
-    // into 40 ms stalls between SSE events.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
-        }
-    });
-    // Made into a service once: served as a bare `Router`, axum would finish a
-    // copy of it (rebuilding its route table) for every connection.
-    let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(app);
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let limits = antwort_server::ConnectionLimits {
+        header_read_timeout: config.server.header_read_timeout,
+    };
+    let server = antwort_server::serve(listener, app, limits, async move {
         shutdown.await;
         let _ = stop_tx.send(());
     });
-    let mut server = std::pin::pin!(server.into_future());
+    let mut server = std::pin::pin!(server);
     // The server can finish in the same instant the signal arrives (nothing was
     // open): whichever comes first, detached work is drained before returning.
     let finished = tokio::select! {
-        result = &mut server => Some(result),
+        () = &mut server => Some(()),
         _ = stop_rx => None,
     };
     tracing::info!(timeout = ?drain, "shutting down: draining open requests and stored responses");
     let finish = async {
-        let served = match finished {
-            Some(result) => result,
-            None => server.await,
-        };
+        if finished.is_none() {
+            server.await;
+        }
         engine.drain().await;
-        served
     };
     let mut finish = std::pin::pin!(finish);
     // Most of the drain time is for work to finish by itself; the rest, for
     // what is still running to end with its terminal event and be saved.
     let grace = (drain / 4).min(STOP_GRACE);
-    if let Ok(result) = tokio::time::timeout(drain - grace, &mut finish).await {
-        return result.context("server failed while draining");
+    if tokio::time::timeout(drain - grace, &mut finish)
+        .await
+        .is_ok()
+    {
+        return Ok(());
     }
     engine.stop_all();
-    match tokio::time::timeout(grace, &mut finish).await {
-        Ok(result) => result.context("server failed while draining"),
-        Err(_) => {
-            tracing::warn!("drain timeout reached; closing what is still open");
-            Ok(())
-        }
+    if tokio::time::timeout(grace, &mut finish).await.is_err() {
+        tracing::warn!("drain timeout reached; closing what is still open");
     }
+    Ok(())
 }
 
 /// At most this much of the drain time is kept for stopped responses to end

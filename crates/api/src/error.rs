@@ -25,6 +25,8 @@ pub enum ErrorCode {
     ContextLengthExceeded,
     /// The request body exceeds the configured limit.
     RequestTooLarge,
+    /// The request body did not arrive in time.
+    RequestTimeout,
     /// The route or object does not exist.
     NotFound,
     /// The HTTP method is not allowed on this route.
@@ -64,6 +66,7 @@ impl ErrorCode {
             Self::NotFound | Self::ModelNotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::RequestTooLarge => 413,
+            Self::RequestTimeout => 408,
             Self::RateLimitExceeded => 429,
             Self::InternalError => 500,
             Self::BackendError => 502,
@@ -83,6 +86,7 @@ impl ErrorCode {
             | Self::PreviousResponseNotFound
             | Self::ContextLengthExceeded
             | Self::RequestTooLarge
+            | Self::RequestTimeout
             | Self::MethodNotAllowed
             | Self::BackendBadRequest
             | Self::ModelNotFound => "invalid_request_error",
@@ -108,6 +112,7 @@ impl ErrorCode {
             Self::PreviousResponseNotFound => "previous_response_not_found",
             Self::ContextLengthExceeded => "context_length_exceeded",
             Self::RequestTooLarge => "request_too_large",
+            Self::RequestTimeout => "request_timeout",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::RateLimitExceeded => "rate_limit_exceeded",
@@ -146,6 +151,7 @@ impl ErrorCode {
         Self::PreviousResponseNotFound,
         Self::ContextLengthExceeded,
         Self::RequestTooLarge,
+        Self::RequestTimeout,
         Self::NotFound,
         Self::MethodNotAllowed,
         Self::RateLimitExceeded,

@@ -195,6 +195,19 @@ async fn chat_completions(State(state): State<MockState>, body: Bytes) -> Respon
         );
     }
     let script = script::from_chat_request(&body, state.latency);
+    if !script.status_delay.is_zero() {
+        tokio::time::sleep(script.status_delay).await;
+    }
+    if let Some(status) = script.stall_error {
+        // The status line, then silence: a server that dies while answering.
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let silence = futures::stream::pending::<Result<Bytes, Infallible>>();
+        return Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from_stream(silence))
+            .unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "cannot build"));
+    }
     if let Some(status) = script.error_status {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = error(status, &format!("scripted error {}", status.as_u16()));
@@ -299,7 +312,11 @@ fn stream_completion(
                 .map(|p| chunk(json!({"reasoning_content": p}), None, None)),
         );
     }
-    if let Some(text) = &script.text {
+    if let Some(text) = &script.text
+        && script.one_piece
+    {
+        chunks.push(chunk(json!({"content": text}), None, None));
+    } else if let Some(text) = &script.text {
         for piece in pieces(text) {
             let extra = logprobs.map(|top| ("logprobs", logprobs_for(&piece, top)));
             chunks.push(chunk(json!({"content": piece}), None, extra));
@@ -336,6 +353,7 @@ fn stream_completion(
         chunks.push(json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [], "usage": usage(&script)}));
     }
     let cut = script.cut_after;
+    let hold_after_finish = script.hold_after_finish;
     let total = chunks.len();
     state.stats.streams_started.fetch_add(1, Ordering::SeqCst);
     let guard = StreamGuard {
@@ -357,6 +375,10 @@ fn stream_completion(
                         return None;
                     }
                     guard.completed = true;
+                    if hold_after_finish {
+                        // Everything sent but `[DONE]`, and the connection held.
+                        std::future::pending::<()>().await;
+                    }
                     return Some((
                         Ok::<_, Infallible>(Bytes::from_static(b"data: [DONE]\n\n")),
                         (chunks, guard, ttft, delay),

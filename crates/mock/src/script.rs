@@ -7,7 +7,13 @@
 //! for loops that never end),
 //! `[[reasoning:TEXT]]`, `[[refuse:TEXT]]`, `[[error:STATUS]]`, `[[retry_after:SECS]]`,
 //! `[[cut:N]]` (drop the stream after N chunks), `[[finish:length]]`,
-//! `[[ttft_ms:N]]`, `[[delay_ms:N]]`, `[[tokens:N]]`, `[[no_usage]]`.
+//! `[[ttft_ms:N]]`, `[[delay_ms:N]]`, `[[tokens:N]]`, `[[no_usage]]`; and the
+//! faults of a broken server: `[[status_ms:N]]` (wait N ms before the status
+//! line), `[[stall_error:STATUS]]` (send that status line, then nothing),
+//! `[[hold_after_finish]]` (everything but `[DONE]`, then hold the connection),
+//! `[[huge_chunk:BYTES]]` (the answer in one chunk of that many bytes),
+//! `[[error_after_tool:STATUS]]` (that status, once a tool result follows the
+//! last user message: a loop's later turn fails).
 //! A model whose name contains `reasoning` reasons by default.
 //! Without directives the answer reflects the input, so that tests see exactly what
 //! the gateway sent: `echo: <last user text> | system: <system prompt> |
@@ -39,6 +45,11 @@ pub struct Script {
     pub token_delay: Duration,
     pub usage: bool,
     pub prompt_tokens: u64,
+    pub status_delay: Duration,
+    pub stall_error: Option<u16>,
+    pub hold_after_finish: bool,
+    /// The text goes out in one chunk, not word by word.
+    pub one_piece: bool,
 }
 
 /// Reads the script from a Chat Completions request body.
@@ -100,6 +111,7 @@ pub fn from_chat_request(body: &Value, latency: Latency) -> Script {
         ..Script::default()
     };
     let mut tokens = None;
+    let mut huge = false;
     let directive_text = format!("{} {}", system.join(" "), last_user);
     for (name, value) in directives(&directive_text) {
         match name {
@@ -113,6 +125,9 @@ pub fn from_chat_request(body: &Value, latency: Latency) -> Script {
             "reasoning" => script.reasoning = Some(value.to_owned()),
             "refuse" => script.refusal = Some(value.to_owned()),
             "error" => script.error_status = value.parse().ok(),
+            "error_after_tool" if !tool_results.is_empty() => {
+                script.error_status = value.parse().ok();
+            }
             "retry_after" => script.retry_after = Some(value.to_owned()),
             "cut" => script.cut_after = value.parse().ok(),
             "finish" => script.finish_reason = value.to_owned(),
@@ -120,6 +135,13 @@ pub fn from_chat_request(body: &Value, latency: Latency) -> Script {
             "delay_ms" => script.token_delay = millis(value),
             "tokens" => tokens = value.parse::<usize>().ok(),
             "no_usage" => script.usage = false,
+            "status_ms" => script.status_delay = millis(value),
+            "stall_error" => script.stall_error = value.parse().ok(),
+            "hold_after_finish" => script.hold_after_finish = true,
+            "huge_chunk" => {
+                script.text = Some("x".repeat(value.parse::<usize>().unwrap_or(0)));
+                huge = true;
+            }
             _ => {}
         }
     }
@@ -133,6 +155,7 @@ pub fn from_chat_request(body: &Value, latency: Latency) -> Script {
     if let Some(count) = tokens {
         script.text = Some("lorem ".repeat(count));
     }
+    script.one_piece = huge;
     if script.text.is_none() && script.refusal.is_none() && script.tool_calls.is_empty() {
         script.text = Some(match body["response_format"]["type"].as_str() {
             Some("json_schema") => {

@@ -85,7 +85,13 @@ impl<T: RequestBody> FromRequest<AppState> for JsonBody<T> {
     type Rejection = HttpError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, HttpError> {
-        let body = read_body(request.into_body(), state.config.max_body_bytes).await?;
+        let config = &state.config;
+        let body = read_body(
+            request.into_body(),
+            config.max_body_bytes,
+            config.body_read_timeout,
+        )
+        .await?;
         Ok(Self(T::parse(&body)?))
     }
 }

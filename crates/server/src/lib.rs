@@ -7,6 +7,7 @@ mod body;
 mod error;
 mod extract;
 pub mod routes;
+mod serve;
 mod sse;
 
 use std::convert::Infallible;
@@ -26,6 +27,7 @@ use tower_http::trace::TraceLayer;
 
 pub use error::HttpError;
 pub use routes::responses::SKIPPED_TOOLS_HEADER;
+pub use serve::{ConnectionLimits, serve};
 
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -34,6 +36,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How often a silent stream gets a keepalive comment.
     pub keepalive_interval: Duration,
+    /// A request body must arrive within this.
+    pub body_read_timeout: Duration,
 }
 
 #[derive(Clone)]

@@ -16,7 +16,17 @@ pub struct Gateway {
     /// Base URL of the mock, without `/v1`: its MCP servers live here.
     pub mock_url: String,
     pub mock_stats: Arc<Stats>,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Gateway {
+    /// Sends the gateway its shutdown signal (as SIGTERM does) and returns the
+    /// task that serves, which ends once the drain is over.
+    pub fn shut_down(&mut self) -> tokio::task::JoinHandle<()> {
+        drop(self.shutdown.take());
+        self.served.take().expect("shut down once")
+    }
 }
 
 /// Starts a mock and a gateway in front of it, with test-friendly settings.
@@ -39,7 +49,7 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Gateway {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
+    let served = tokio::spawn(async move {
         antwort::serve(&config, listener, async {
             let _ = stop.await;
         })
@@ -50,8 +60,101 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Gateway {
         url,
         mock_url: mock_root,
         mock_stats,
-        _shutdown: shutdown,
+        shutdown: Some(shutdown),
+        served: Some(served),
     }
+}
+
+/// Where a gateway under test keeps its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    Sqlite,
+    Postgres,
+}
+
+/// The stores a storage test runs on: SQLite, and PostgreSQL unless
+/// `ANTWORT_TEST_POSTGRES=skip` leaves it out (and says so).
+pub fn storages() -> Vec<Storage> {
+    if std::env::var("ANTWORT_TEST_POSTGRES").as_deref() == Ok("skip") {
+        eprintln!("!!! PostgreSQL black-box runs SKIPPED (ANTWORT_TEST_POSTGRES=skip) !!!");
+        return vec![Storage::Sqlite];
+    }
+    vec![Storage::Sqlite, Storage::Postgres]
+}
+
+/// A gateway on a fresh store of `storage` (see [`StoreTarget`]).
+pub async fn start_on(storage: Storage, adjust: impl FnOnce(&mut Config)) -> Gateway {
+    let target = StoreTarget::new(storage).await;
+    start_with(|config| {
+        target.apply(config);
+        adjust(config);
+    })
+    .await
+}
+
+/// A store gateways can be started on, one after the other: a SQLite file, or
+/// PostgreSQL (127.0.0.1:5432, or `ANTWORT_TEST_POSTGRES_URL`) in a fresh schema,
+/// which `scripts/test.sh` clears away with the storage suite's.
+#[derive(Debug, Clone)]
+pub struct StoreTarget {
+    kind: antwort::config::StorageKind,
+    dsn: String,
+}
+
+impl StoreTarget {
+    pub async fn new(storage: Storage) -> Self {
+        match storage {
+            Storage::Sqlite => Self {
+                kind: antwort::config::StorageKind::Sqlite,
+                dsn: std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+                    .join(format!("{}.db", unique_name("blackbox")))
+                    .to_string_lossy()
+                    .into_owned(),
+            },
+            Storage::Postgres => Self {
+                kind: antwort::config::StorageKind::Postgres,
+                dsn: postgres_schema().await,
+            },
+        }
+    }
+
+    pub fn apply(&self, config: &mut Config) {
+        config.storage.kind = self.kind;
+        config.storage.dsn = Some(antwort::config::Dsn::new(self.dsn.clone()));
+    }
+}
+
+fn unique_name(prefix: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{prefix}_{}_{nanos}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+async fn postgres_schema() -> String {
+    use sqlx::Connection;
+    let base = std::env::var("ANTWORT_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let schema = unique_name("t_bb");
+    let mut admin = sqlx::PgConnection::connect(&base)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is not reachable at {base}: {e}. Start it (.ci/run does), point \
+             ANTWORT_TEST_POSTGRES_URL at one, or set ANTWORT_TEST_POSTGRES=skip."
+            )
+        });
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    format!("{base}?options=-c%20search_path%3D{schema}")
 }
 
 pub fn client() -> reqwest::Client {

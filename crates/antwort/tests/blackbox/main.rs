@@ -19,6 +19,8 @@ mod context;
 mod conversations;
 mod crash;
 mod errors;
+mod faults;
+mod hostile_input;
 mod input;
 mod mcp;
 mod operations;

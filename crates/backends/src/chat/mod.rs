@@ -96,20 +96,20 @@ impl ChatBackend {
         builder: reqwest::RequestBuilder,
         deadline: tokio::time::Instant,
     ) -> Result<reqwest::Response, BackendError> {
-        let answer = tokio::time::timeout_at(deadline, async {
-            let response = builder.send().await.map_err(|e| self.transport_error(&e))?;
-            if response.status().is_success() {
-                return Ok(response);
+        let response = match tokio::time::timeout_at(deadline, builder.send()).await {
+            Ok(sent) => sent.map_err(|e| self.transport_error(&e))?,
+            Err(_) => {
+                tracing::warn!(backend = %self.address, timeout = ?self.timeout, "the backend did not answer in time");
+                return Err(BackendError::timeout(format!(
+                    "no answer within {:?}",
+                    self.timeout
+                )));
             }
-            Err(status_error(response).await)
-        });
-        answer.await.unwrap_or_else(|_| {
-            tracing::warn!(backend = %self.address, timeout = ?self.timeout, "the backend did not answer in time");
-            Err(BackendError::timeout(format!(
-                "no answer within {:?}",
-                self.timeout
-            )))
-        })
+        };
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        Err(status_error(response, deadline).await)
     }
 
     /// The end of the time an answer may take, from now.
@@ -156,18 +156,21 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
 /// status and then stalls must not hold the client.
 const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(5);
 
-async fn status_error(response: reqwest::Response) -> BackendError {
+/// The backend's error status, with the message of its body when that body
+/// arrives in time (by `deadline`, and within [`ERROR_BODY_TIMEOUT`]).
+async fn status_error(response: reqwest::Response, deadline: tokio::time::Instant) -> BackendError {
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(parse_retry_after);
-    let body = tokio::time::timeout(ERROR_BODY_TIMEOUT, response.text())
+    let until = deadline.min(antwort_engine::clock::now() + ERROR_BODY_TIMEOUT);
+    let body = tokio::time::timeout_at(until, response.text())
         .await
         .ok()
         .and_then(Result::ok)
-        .unwrap_or_default();
+        .unwrap_or_else(|| "(its error body did not arrive)".to_owned());
     BackendError::status(status, error_message(&body), retry_after)
 }
 
