@@ -24,6 +24,7 @@ mod hostile_input;
 mod input;
 mod mcp;
 mod operations;
+mod property;
 mod storage;
 mod streaming;
 mod translation;
