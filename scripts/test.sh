@@ -30,6 +30,34 @@ if [ "${ANTWORT_TEST_POSTGRES:-}" != skip ] && command -v psql >/dev/null 2>&1; 
     while read -r schema; do psql "$PG_URL" -qc "DROP SCHEMA $schema CASCADE" >/dev/null 2>&1; done || true
 fi
 
+step "fuzz targets (cargo fuzz, ${ANTWORT_FUZZ_SECONDS:-30} s each)"
+# libFuzzer needs the nightly toolchain and cargo-fuzz: installed when missing
+# and installable, and said so when not. The seeds (fuzz/seeds/) are committed;
+# what a run adds goes to fuzz/corpus/, which is not.
+fuzz_seconds="${ANTWORT_FUZZ_SECONDS:-30}"
+if [ "${ANTWORT_FUZZ:-}" = skip ]; then
+  echo "!!! fuzzing SKIPPED (ANTWORT_FUZZ=skip) !!!"
+elif ! rustup run nightly rustc --version >/dev/null 2>&1 &&
+  ! timeout 600 rustup toolchain install nightly --profile minimal >/dev/null 2>&1; then
+  echo "!!! fuzzing SKIPPED: the nightly toolchain is not installed and cannot be installed here !!!"
+elif ! cargo fuzz --version >/dev/null 2>&1 &&
+  ! timeout 900 cargo install cargo-fuzz --locked >/dev/null 2>&1; then
+  echo "!!! fuzzing SKIPPED: cargo-fuzz is not installed and cannot be installed here !!!"
+else
+  for target in request_parsing backend_sse list_query; do
+    mkdir -p "fuzz/corpus/$target"
+    log="fuzz/corpus/$target.log"
+    if ! cargo +nightly fuzz run "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
+      -max_total_time="$fuzz_seconds" -print_final_stats=1 >"$log" 2>&1; then
+      tail -n 40 "$log"
+      echo "fuzz target $target failed; the input is in fuzz/artifacts/$target"
+      exit 1
+    fi
+    echo "$target: $(grep -E '^stat::number_of_executed_units' "$log" | tr -s ' ' | cut -d: -f4) runs," \
+      "$(grep -E '^stat::new_units_added' "$log" | tr -s ' ' | cut -d: -f4) new inputs, no failure"
+  done
+fi
+
 step "SDK test dependencies"
 VENV="${VENV:-.venv}"
 if [ ! -x "$VENV/bin/python" ]; then

@@ -202,6 +202,9 @@ pub struct ServerSection {
     /// A request's body must arrive whole within this.
     #[serde(deserialize_with = "duration")]
     pub body_read_timeout: Duration,
+    /// A keep-alive connection idle this long between requests is closed.
+    #[serde(deserialize_with = "duration")]
+    pub idle_timeout: Duration,
 }
 
 impl Default for ServerSection {
@@ -214,6 +217,7 @@ impl Default for ServerSection {
             shutdown_timeout: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(75),
         }
     }
 }
@@ -418,6 +422,9 @@ impl Config {
         if let Some(v) = get("ANTWORT_HEADER_READ_TIMEOUT") {
             self.server.header_read_timeout = duration("ANTWORT_HEADER_READ_TIMEOUT", v)?;
         }
+        if let Some(v) = get("ANTWORT_IDLE_TIMEOUT") {
+            self.server.idle_timeout = duration("ANTWORT_IDLE_TIMEOUT", v)?;
+        }
         if let Some(v) = get("ANTWORT_BODY_READ_TIMEOUT") {
             self.server.body_read_timeout = duration("ANTWORT_BODY_READ_TIMEOUT", v)?;
         }
@@ -529,9 +536,12 @@ impl Config {
         if self.server.max_body_bytes == 0 {
             return invalid("server.max_body_bytes must be greater than 0".into());
         }
-        if self.server.header_read_timeout.is_zero() || self.server.body_read_timeout.is_zero() {
+        if self.server.header_read_timeout.is_zero()
+            || self.server.body_read_timeout.is_zero()
+            || self.server.idle_timeout.is_zero()
+        {
             return invalid(
-                "server.header_read_timeout and server.body_read_timeout must be greater than 0"
+                "server.header_read_timeout, body_read_timeout and idle_timeout must be greater than 0"
                     .into(),
             );
         }

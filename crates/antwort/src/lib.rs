@@ -198,6 +198,7 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let limits = antwort_server::ConnectionLimits {
         header_read_timeout: config.server.header_read_timeout,
+        idle_timeout: config.server.idle_timeout,
     };
     let server = antwort_server::serve(listener, app, limits, async move {
         shutdown.await;

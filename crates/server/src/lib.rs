@@ -9,6 +9,7 @@ mod extract;
 pub mod routes;
 mod serve;
 mod sse;
+mod watch;
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -28,6 +29,12 @@ use tower_http::trace::TraceLayer;
 pub use error::HttpError;
 pub use routes::responses::SKIPPED_TOOLS_HEADER;
 pub use serve::{ConnectionLimits, serve};
+
+/// The query string of `GET /v1/responses`, as that route reads it (for the
+/// fuzz target that checks every accepted query against a store).
+pub fn parse_list_query(raw: &str) -> Result<antwort_engine::store::ListQuery, ApiError> {
+    routes::listing::list_query(Some(raw), true)
+}
 
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]

@@ -1,7 +1,7 @@
 //! `xtask`: development tasks for the antwort workspace, run as `cargo xtask ...`
 //! through the alias in `.cargo/config.toml`.
 //!
-//! One task today, `bench`: it builds the gateway and the mock in release mode,
+//! `soak` runs the fault soak (see `soak.rs`). `bench`: it builds the gateway and the mock in release mode,
 //! runs the lanes of `PERFORMANCE.md` against the mock (direct and through the
 //! gateway, interleaved, gateway pinned to its own core) and writes a Markdown
 //! report, a JSON file and an SVG chart under `bench/results/`. See
@@ -24,6 +24,7 @@ mod machine;
 mod pg;
 mod procs;
 mod report;
+mod soak;
 mod stats;
 mod svg;
 
@@ -53,6 +54,9 @@ struct Cli {
 enum Task {
     /// Measure what the gateway adds over its backend; writes bench/results/.
     Bench(BenchArgs),
+    /// Random backend faults under concurrent load, then the gateway's promises
+    /// checked; writes bench/results/soak-*.
+    Soak(soak::SoakArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -82,6 +86,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Task::Bench(args) => bench(args),
+        Task::Soak(args) => match soak::soak(args, &workspace_root(), build) {
+            Ok(true) => Ok(ExitCode::SUCCESS),
+            Ok(false) => Ok(ExitCode::FAILURE),
+            Err(error) => Err(error),
+        },
     };
     match outcome {
         Ok(code) => code,

@@ -272,3 +272,34 @@ async fn clients_that_send_half_a_request_are_timed_out() {
     assert!(answer.contains("\"request_timeout\""), "{answer}");
     assert!(closed);
 }
+
+#[tokio::test]
+async fn a_silent_connection_is_closed_but_an_idle_keep_alive_one_lives_its_idle_timeout() {
+    let gateway = start_with(|config| {
+        config.server.header_read_timeout = Duration::from_millis(300);
+        config.server.idle_timeout = Duration::from_millis(1500);
+    })
+    .await;
+    let (_, closed) = trickle(&gateway, b"", Duration::from_secs(5)).await;
+    assert!(closed, "a connection that sends nothing is closed");
+
+    let address = gateway.url.trim_start_matches("http://");
+    let mut tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = [0u8; 512];
+    let read = tcp.read(&mut answer).await.unwrap();
+    assert!(String::from_utf8_lossy(&answer[..read]).starts_with("HTTP/1.1 200"));
+    let started = tokio::time::Instant::now();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut rest))
+        .await
+        .expect("closed once idle")
+        .unwrap();
+    let idle = started.elapsed();
+    assert!(
+        idle >= Duration::from_millis(1000),
+        "kept past the header timeout while idle: closed after {idle:?}"
+    );
+}

@@ -2,7 +2,7 @@
 
 pub mod conversations;
 pub mod health;
-mod listing;
+pub(crate) mod listing;
 pub mod models;
 pub mod responses;
 pub mod stored;
