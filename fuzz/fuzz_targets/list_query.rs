@@ -20,6 +20,30 @@ fn runtime_and_store() -> &'static (tokio::runtime::Runtime, SqlStore) {
         let store = runtime
             .block_on(SqlStore::open(&StoreConfig::Memory))
             .expect("a memory store");
+        // Rows for the filters to run over: metadata with the keys the seeds
+        // name, and one with quotes, dots and non-ASCII in its keys.
+        for (id, metadata) in [
+            ("resp_1", r#"{"team":"blue","a.b"c\":"x"}"#),
+            ("resp_2", r#"{"k":"v","é ü":"ß"}"#),
+        ] {
+            let response = serde_json::json!({
+                "id": id, "object": "response", "created_at": 1, "status": "completed",
+                "model": "m", "output": [], "metadata": serde_json::from_str::<serde_json::Value>(metadata).expect("metadata"),
+                "tools": [], "tool_choice": "auto", "parallel_tool_calls": true, "text": {"format": {"type": "text"}},
+                "truncation": "disabled", "top_p": 1.0, "temperature": 1.0, "presence_penalty": 0.0,
+                "frequency_penalty": 0.0, "top_logprobs": 0, "store": true, "background": false,
+                "service_tier": "default"
+            });
+            let response = serde_json::from_value(response).expect("a response");
+            let record = antwort_engine::store::StoredResponse {
+                response,
+                input: Vec::new(),
+                conversation_id: None,
+            };
+            runtime
+                .block_on(store.save_response(&Scope::default(), record))
+                .expect("saved");
+        }
         (runtime, store)
     })
 }

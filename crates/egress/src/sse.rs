@@ -13,8 +13,8 @@ use std::task::{Context, Poll};
 
 use futures::Stream;
 
-/// One event: its `event:` name (empty when none was sent) and its `data:`
-/// lines joined with `\n`.
+/// One event: its `event:` name (`message` when none was sent, as the SSE
+/// standard says) and its `data:` lines joined with `\n`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SseEvent {
     pub event: String,
@@ -60,6 +60,9 @@ impl SseDecoder {
 
     /// Decodes `chunk`, pushing every event it completes onto `out`.
     pub fn feed(&mut self, mut chunk: &[u8], out: &mut VecDeque<SseEvent>) -> Result<(), usize> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
         if self.after_cr && chunk.first() == Some(&b'\n') {
             chunk = &chunk[1..];
         }
@@ -124,6 +127,9 @@ impl SseDecoder {
         };
         match field {
             "data" => {
+                // Checked again on the text: replacement characters make
+                // invalid UTF-8 up to three times longer.
+                self.check_size(value.len() + 1)?;
                 if self.has_data {
                     self.data.push('\n');
                 }
@@ -139,8 +145,12 @@ impl SseDecoder {
 
     fn dispatch(&mut self, out: &mut VecDeque<SseEvent>) {
         if self.has_data {
+            let mut event = std::mem::take(&mut self.event);
+            if event.is_empty() {
+                "message".clone_into(&mut event);
+            }
             out.push_back(SseEvent {
-                event: std::mem::take(&mut self.event),
+                event,
                 data: std::mem::take(&mut self.data),
             });
         }
@@ -241,9 +251,9 @@ mod tests {
         assert_eq!(
             whole,
             vec![
-                event("", "{\"a\":1}"),
+                event("message", "{\"a\":1}"),
                 event("done", "x\ny"),
-                event("", "[DONE]")
+                event("message", "[DONE]")
             ]
         );
         for cut in 0..body.len() {
@@ -255,10 +265,20 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_piece_between_cr_and_lf_changes_nothing() {
+        assert_eq!(
+            decode(&[b"data: a\r", b"", b"\ndata: b\n\n"], 64).unwrap(),
+            vec![event("message", "a\nb")]
+        );
+        let invalid = vec![0xFF; 30];
+        assert_eq!(decode(&[b"data: ", &invalid, b"\n\n"], 64), Err(64));
+    }
+
+    #[test]
     fn a_lone_cr_ends_a_line_and_an_event_without_data_is_none() {
         assert_eq!(
             decode(&[b"data: a\r\rdata: b\r", b"\r"], 64).unwrap(),
-            vec![event("", "a"), event("", "b")]
+            vec![event("message", "a"), event("message", "b")]
         );
         assert_eq!(decode(&[b"event: x\n\n"], 64).unwrap(), vec![]);
     }

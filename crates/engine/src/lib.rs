@@ -221,14 +221,21 @@ impl Engine {
             &self.tool_types,
         )?;
         let mut own_input = std::mem::take(&mut plan.model_request.input);
-        // The ids the client gave its items (references name stored items).
+        context::resolve_references(&*self.stores.responses, scope, &mut own_input).await?;
+        // The ids the input holds, the referenced items' among them: a
+        // conversation must not get an item twice, nor a response two of one id.
         let client_ids: Vec<(usize, String)> = own_input
             .iter()
             .enumerate()
-            .filter(|(_, item)| !matches!(item, Item::ItemReference(_)))
             .filter_map(|(index, item)| Some((index, item.id()?.to_owned())))
             .collect();
-        context::resolve_references(&*self.stores.responses, scope, &mut own_input).await?;
+        let mut seen = std::collections::HashSet::with_capacity(client_ids.len());
+        if let Some((index, id)) = client_ids.iter().find(|(_, id)| !seen.insert(id.as_str())) {
+            return Err(antwort_api::duplicate_item(
+                &format!("input[{index}].id"),
+                id,
+            ));
+        }
         ids::assign_item_ids(&mut own_input);
         let mut input = match (&plan.previous_response_id, &plan.conversation_id) {
             (Some(previous), _) => {
@@ -399,8 +406,8 @@ impl Engine {
         let skipped_tools = plan.skipped_tools;
         if !store {
             if ask_first {
-                let first = run.backend.generate(&run.request).await;
-                run.first = Some(first.map_err(error::backend_error)?);
+                run.first =
+                    Some(first_answer(&run.backend, &run.request, run.running.as_ref()).await?);
             }
             let stream = ResponseStream::new(response_id, |sink| run.run(sink));
             return Ok(Started {
@@ -416,10 +423,10 @@ impl Engine {
         let scope = scope.clone();
         tasks::spawn_tracked(&self.tasks, async move {
             if ask_first {
-                match run.backend.generate(&run.request).await {
+                match first_answer(&run.backend, &run.request, run.running.as_ref()).await {
                     Ok(first) => run.first = Some(first),
                     Err(failure) => {
-                        let _ = answer.send(Err(error::backend_error(failure)));
+                        let _ = answer.send(Err(failure));
                         return;
                     }
                 }
@@ -494,6 +501,25 @@ impl Engine {
         };
         let (store, backends) = futures::join!(store, backends);
         Readiness { store, backends }
+    }
+}
+
+/// The backend's first answer to a run's first turn, asked before the
+/// response starts (its failure is still the client's HTTP status). A delete or
+/// the end of the drain stops the wait, as it stops the loop later.
+/// (Given the run's parts: the run as a whole is not `Sync`.)
+async fn first_answer(
+    backend: &NamedBackend,
+    request: &ModelRequest,
+    running: Option<&inflight::Running>,
+) -> Result<ModelStream, ApiError> {
+    let generate = backend.generate(request);
+    match running {
+        Some(running) => tokio::select! {
+            first = generate => first.map_err(error::backend_error),
+            stop = running.stopped() => Err(stop.error()),
+        },
+        None => generate.await.map_err(error::backend_error),
     }
 }
 

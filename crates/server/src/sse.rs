@@ -13,21 +13,34 @@ pub fn sse_response(
     stream: impl Stream<Item = std::sync::Arc<StreamEvent>> + Send + 'static,
     keepalive: Duration,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let events = stream
-        .map(|event| {
-            let data = match serde_json::to_string(&*event) {
-                Ok(data) => data,
-                Err(error) => {
-                    // Our own types always serialize; if one ever does not, say so
-                    // in the stream rather than send a malformed event.
-                    tracing::error!(%error, "cannot serialize a stream event");
-                    return Ok(Event::default().comment("serialization error"));
-                }
-            };
-            Ok(Event::default().event(event.type_name()).data(data))
-        })
-        .chain(futures::stream::once(async {
-            Ok(Event::default().data("[DONE]"))
-        }));
+    sse_response_opened(stream, keepalive, false)
+}
+
+/// [`sse_response`], opened with a keepalive comment when `opened` (a stream
+/// answered before the response began, whose client has waited already).
+pub fn sse_response_opened(
+    stream: impl Stream<Item = std::sync::Arc<StreamEvent>> + Send + 'static,
+    keepalive: Duration,
+    opened: bool,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let opening = opened.then(|| Ok(Event::default().comment("keepalive")));
+    let events = futures::stream::iter(opening).chain(
+        stream
+            .map(|event| {
+                let data = match serde_json::to_string(&*event) {
+                    Ok(data) => data,
+                    Err(error) => {
+                        // Our own types always serialize; if one ever does not, say so
+                        // in the stream rather than send a malformed event.
+                        tracing::error!(%error, "cannot serialize a stream event");
+                        return Ok(Event::default().comment("serialization error"));
+                    }
+                };
+                Ok(Event::default().event(event.type_name()).data(data))
+            })
+            .chain(futures::stream::once(async {
+                Ok(Event::default().data("[DONE]"))
+            })),
+    );
     Sse::new(events).keep_alive(KeepAlive::new().interval(keepalive).text("keepalive"))
 }

@@ -43,6 +43,9 @@ pub enum Overdue {
 /// The state one connection's reads, requests and watchdog share.
 pub struct Watch {
     phase: Mutex<Phase>,
+    /// An HTTP/2 connection: frames between requests (pings, settings) are
+    /// not a request head, so bytes do not start the header clock.
+    h2: std::sync::atomic::AtomicBool,
     changed: Notify,
     header_timeout: Duration,
     idle_timeout: Duration,
@@ -53,6 +56,7 @@ impl Watch {
     pub fn new(header_timeout: Duration, idle_timeout: Duration) -> Arc<Self> {
         Arc::new(Self {
             phase: Mutex::new(Phase::Head(antwort_engine::clock::now())),
+            h2: std::sync::atomic::AtomicBool::new(false),
             changed: Notify::new(),
             header_timeout,
             idle_timeout,
@@ -71,7 +75,13 @@ impl Watch {
     }
 
     /// Bytes arrived: an idle connection starts receiving a request head.
-    fn bytes_read(&self) {
+    fn bytes_read(&self, first: &[u8]) {
+        if !first.is_empty() && first.starts_with(b"PRI * HTTP/2.0") {
+            self.h2.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        if self.h2.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         self.update(|phase| match phase {
             Phase::Idle(_) => Phase::Head(antwort_engine::clock::now()),
             other => other,
@@ -131,11 +141,17 @@ impl Drop for RequestGuard {
 pub struct Watched<T> {
     inner: T,
     watch: Arc<Watch>,
+    /// Nothing was read yet (the first bytes tell HTTP/2 apart).
+    fresh: bool,
 }
 
 impl<T> Watched<T> {
     pub fn new(inner: T, watch: Arc<Watch>) -> Self {
-        Self { inner, watch }
+        Self {
+            inner,
+            watch,
+            fresh: true,
+        }
     }
 }
 
@@ -148,7 +164,13 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            self.watch.bytes_read();
+            let first: &[u8] = if self.fresh {
+                &buf.filled()[before..]
+            } else {
+                &[]
+            };
+            self.watch.bytes_read(first);
+            self.fresh = false;
         }
         polled
     }
@@ -210,7 +232,7 @@ mod tests {
         let idle = Watch::new(Duration::from_secs(10), Duration::from_secs(75));
         drop(idle.request());
         tokio::time::sleep(Duration::from_secs(30)).await;
-        idle.bytes_read();
+        idle.bytes_read(b"GET / HTTP/1.1");
         let started = antwort_engine::clock::now();
         assert_eq!(idle.overdue().await, Overdue::Head);
         assert_eq!(

@@ -7,9 +7,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use eventsource_stream::{EventStreamError, Eventsource};
+use antwort_egress::sse::SseEvent;
+use futures::StreamExt;
 use futures::stream::BoxStream;
-use futures::{Stream, StreamExt};
 use reqwest::Url;
 use reqwest::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue};
 use rmcp::RoleClient;
@@ -38,7 +38,7 @@ pub(crate) enum SseError {
     EventTooLarge,
 }
 
-type Events = BoxStream<'static, Result<eventsource_stream::Event, EventStreamError<SseError>>>;
+type Events = BoxStream<'static, Result<SseEvent, antwort_egress::sse::SseError<reqwest::Error>>>;
 
 /// One SSE session: the open `GET` stream and where to `POST`.
 pub(crate) struct SseTransport {
@@ -74,9 +74,8 @@ impl SseTransport {
                 "the server did not answer with an SSE stream".to_owned(),
             ));
         }
-        let mut events: Events = limit_event_size(response.bytes_stream())
-            .eventsource()
-            .boxed();
+        let mut events: Events =
+            antwort_egress::sse::events(response.bytes_stream(), MAX_EVENT_BYTES).boxed();
         let post_url = loop {
             match events.next().await {
                 Some(Ok(event)) if event.event == "endpoint" => {
@@ -134,41 +133,11 @@ async fn check_status(response: reqwest::Response) -> Result<reqwest::Response, 
     })
 }
 
-fn stream_error(error: EventStreamError<SseError>) -> SseError {
+fn stream_error(error: antwort_egress::sse::SseError<reqwest::Error>) -> SseError {
     match error {
-        EventStreamError::Transport(error) => error,
-        other => SseError::Protocol(format!("the SSE stream is malformed: {other}")),
+        antwort_egress::sse::SseError::Body(error) => SseError::Http(error),
+        antwort_egress::sse::SseError::TooLarge(_) => SseError::EventTooLarge,
     }
-}
-
-/// Fails the stream when one event grows beyond [`MAX_EVENT_BYTES`]: counts the
-/// bytes since the last blank line (an event boundary, with `\n` or `\r\n` line
-/// ends).
-fn limit_event_size<S, B>(stream: S) -> impl Stream<Item = Result<B, SseError>> + Send + 'static
-where
-    S: Stream<Item = Result<B, reqwest::Error>> + Send + 'static,
-    B: AsRef<[u8]>,
-{
-    let mut since_boundary = 0usize;
-    let mut after_newline = false;
-    stream.map(move |chunk| {
-        let chunk = chunk?;
-        for &byte in chunk.as_ref() {
-            match byte {
-                b'\n' if after_newline => since_boundary = 0,
-                b'\n' => after_newline = true,
-                b'\r' => {}
-                _ => {
-                    after_newline = false;
-                    since_boundary += 1;
-                }
-            }
-        }
-        if since_boundary > MAX_EVENT_BYTES {
-            return Err(SseError::EventTooLarge);
-        }
-        Ok(chunk)
-    })
 }
 
 impl Transport<RoleClient> for SseTransport {
@@ -250,11 +219,10 @@ mod tests {
             Ok::<_, reqwest::Error>(b"data: small\n\n".to_vec()),
             Ok(vec![b'x'; MAX_EVENT_BYTES + 1]),
         ];
-        let mut limited = Box::pin(limit_event_size(futures::stream::iter(chunks)));
-        assert!(limited.next().await.unwrap().is_ok());
-        assert!(matches!(
-            limited.next().await.unwrap(),
-            Err(SseError::EventTooLarge)
-        ));
+        let mut events =
+            antwort_egress::sse::events(futures::stream::iter(chunks), MAX_EVENT_BYTES);
+        assert_eq!(events.next().await.unwrap().unwrap().data, "small");
+        let error = events.next().await.unwrap().unwrap_err();
+        assert!(matches!(stream_error(error), SseError::EventTooLarge));
     }
 }

@@ -116,7 +116,16 @@ pub fn soak(args: SoakArgs, workspace: &Path, build: impl Fn(&Path) -> Result<()
     let mut runs = Vec::new();
     for storage in &args.storage {
         eprintln!("==> soak on {storage} for {} min", args.minutes);
-        let run = runtime.block_on(soak_store(&args, storage, &antwort, &mock, &work))?;
+        // A store that cannot be soaked (PostgreSQL unreachable) is a failed run
+        // in the report, not the end of the others'.
+        let run = runtime
+            .block_on(soak_store(&args, storage, &antwort, &mock, &work))
+            .unwrap_or_else(|error| StoreRun {
+                storage: storage.clone(),
+                violation_count: 1,
+                violations: vec![format!("could not run: {error:#}")],
+                ..StoreRun::default()
+            });
         eprintln!(
             "  {} requests, {} violations, {} panics, memory flat: {}",
             run.requests, run.violation_count, run.panics_in_log, run.memory_flat

@@ -260,6 +260,9 @@ async fn shutdown_ends_every_stream_with_a_terminal_event_and_saves_what_was_sto
         let mut stored = Reader::open(&gateway, long.clone()).await;
         let mut unstored =
             Reader::open(&gateway, json!({"input": long["input"], "store": false})).await;
+        // One still waiting for the backend's status line, kept alive meanwhile.
+        let mut waiting = Reader::open(&gateway, json!({"input": "[[status_ms:20000]]"})).await;
+        waiting.until(": keepalive").await;
         stored.until("response.output_text.delta").await;
         unstored.until("response.output_text.delta").await;
         let id = stored.response_id();
@@ -270,6 +273,10 @@ async fn shutdown_ends_every_stream_with_a_terminal_event_and_saves_what_was_sto
             assert_one_terminal_then_done(&raw, "response.failed");
             assert!(raw.contains("server_shutting_down"), "{storage:?}");
         }
+        let raw = waiting.rest().await;
+        assert_eq!(event_types(&raw), vec!["error"], "{storage:?}: {raw}");
+        assert!(raw.contains("server_shutting_down"), "{raw}");
+        assert!(raw.trim_end().ends_with("data: [DONE]"), "{raw}");
         tokio::time::timeout(Duration::from_secs(5), served)
             .await
             .expect("the drain ends")
@@ -389,4 +396,129 @@ fn check_config_prints_no_secret() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn a_backend_that_refuses_the_gateway_or_lacks_the_endpoint_says_so() {
+    let gateway = start_with(|_| {}).await;
+    for (input, says) in [
+        ("[[error:401]]", "credentials"),
+        ("[[error:403]]", "credentials"),
+        ("[[error:404]]", "backend URL"),
+    ] {
+        let answer = gateway
+            .post("/v1/responses", &json!({"input": input}))
+            .await;
+        assert_eq!(answer.status, 502, "{input}: {}", answer.body);
+        let message = answer.body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{input}: {message}");
+    }
+    let missing = gateway
+        .post(
+            "/v1/responses",
+            &json!({"input": "hi", "model": "missing-model"}),
+        )
+        .await;
+    assert_eq!(missing.status, 404, "{}", missing.body);
+    assert_eq!(missing.body["error"]["code"], "model_not_found");
+}
+
+/// A TCP proxy to PostgreSQL that can be cut: existing connections are closed
+/// and new ones accepted but never answered, as a database behind a broken
+/// network looks.
+struct CuttableProxy {
+    address: String,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    closing: tokio::sync::watch::Sender<bool>,
+}
+
+impl CuttableProxy {
+    async fn start(upstream: &str) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (closing, watch) = tokio::sync::watch::channel(false);
+        let (upstream, flag) = (upstream.to_owned(), cut.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut stop = watch.clone();
+                if flag.load(Ordering::SeqCst) {
+                    // Accepted, never answered: held until the end of the test.
+                    tokio::spawn(async move {
+                        let _held = client;
+                        let _ = stop.changed().await;
+                        std::future::pending::<()>().await;
+                    });
+                    continue;
+                }
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = stop.changed() => {}
+                    }
+                });
+            }
+        });
+        Self {
+            address,
+            cut,
+            closing,
+        }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.closing.send(true);
+    }
+}
+
+#[tokio::test]
+async fn during_a_database_outage_answers_come_within_seconds() {
+    if std::env::var("ANTWORT_TEST_POSTGRES").as_deref() == Ok("skip") {
+        eprintln!("!!! PostgreSQL outage test SKIPPED (ANTWORT_TEST_POSTGRES=skip) !!!");
+        return;
+    }
+    let target = StoreTarget::new(crate::harness::Storage::Postgres).await;
+    let proxy = CuttableProxy::start("127.0.0.1:5432").await;
+    let gateway = start_with(|config| {
+        target.apply(config);
+        let dsn = config.storage.dsn.as_ref().unwrap().expose().to_owned();
+        let dsn = dsn.replacen("127.0.0.1:5432", &proxy.address, 1);
+        config.storage.dsn = Some(antwort::config::Dsn::new(dsn));
+    })
+    .await;
+    gateway.create(json!({"input": "before"})).await;
+    proxy.cut();
+    let started = Instant::now();
+    let ready = gateway.get("/readyz").await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(
+        ready.body["checks"]["store"], "unavailable",
+        "{}",
+        ready.body
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    let started = Instant::now();
+    let answer = gateway
+        .post("/v1/responses", &json!({"input": "during"}))
+        .await;
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert_eq!(answer.body["error"]["code"], "storage_unavailable");
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        started.elapsed()
+    );
 }

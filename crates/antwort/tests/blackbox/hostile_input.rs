@@ -212,6 +212,17 @@ async fn duplicate_item_ids_are_refused_so_lookups_by_id_stay_unambiguous() {
         assert_eq!(page.status, 200, "{context}: {}", page.body);
         assert_eq!(page.body["data"].as_array().unwrap().len(), 1);
         assert_eq!(page.body["data"][0]["id"], "msg_2");
+        // Two references to one stored item would store it twice.
+        let twice = gateway
+            .post(
+                "/v1/responses",
+                &json!({"input": [
+                    {"type": "item_reference", "id": "msg_1"},
+                    {"type": "item_reference", "id": "msg_1"},
+                ]}),
+            )
+            .await;
+        assert_400(&twice, "input[1].id", &context);
     }
 }
 

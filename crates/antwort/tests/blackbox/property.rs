@@ -9,7 +9,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
-use crate::harness::{Gateway, client, start_with};
+use crate::harness::{Gateway, Storage, client, start_on, storages};
 
 /// Field names of the create request, and some that are not.
 const KEYS: &[&str] = &[
@@ -143,7 +143,8 @@ fn create_body() -> impl Strategy<Value = Value> {
 }
 
 /// One gateway for every case, on a runtime of its own (proptest's cases are
-/// synchronous).
+/// synchronous), on PostgreSQL when it is there: the stricter store, which
+/// refuses what SQLite keeps.
 fn gateway() -> &'static (tokio::runtime::Runtime, Gateway) {
     static GATEWAY: OnceLock<(tokio::runtime::Runtime, Gateway)> = OnceLock::new();
     GATEWAY.get_or_init(|| {
@@ -152,7 +153,8 @@ fn gateway() -> &'static (tokio::runtime::Runtime, Gateway) {
             .enable_all()
             .build()
             .unwrap();
-        let gateway = runtime.block_on(start_with(|config| {
+        let storage = storages().last().copied().unwrap_or(Storage::Sqlite);
+        let gateway = runtime.block_on(start_on(storage, |config| {
             config.engine.backend_timeout = Duration::from_secs(5);
         }));
         (runtime, gateway)

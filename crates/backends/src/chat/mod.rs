@@ -237,10 +237,11 @@ impl Backend for ChatBackend {
             #[serde(default)]
             data: Vec<Model>,
         }
-        let response = self.send(self.get("/models"), self.deadline()).await?;
-        let list: List = response
-            .json()
+        let deadline = self.deadline();
+        let response = self.send(self.get("/models"), deadline).await?;
+        let list: List = tokio::time::timeout_at(deadline, response.json())
             .await
+            .map_err(|_| BackendError::timeout("the model list did not arrive in time"))?
             .map_err(|e| BackendError::protocol(format!("invalid model list: {e}")))?;
         Ok(list.data)
     }

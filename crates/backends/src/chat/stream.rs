@@ -135,12 +135,7 @@ impl Stream for ChunkStream {
             if this.done {
                 return Poll::Ready(None);
             }
-            let polled = this.events.poll_next_unpin(cx);
-            if polled.is_ready() {
-                let deadline = antwort_engine::clock::now() + this.allowed_silence();
-                this.idle.as_mut().reset(deadline);
-            }
-            let event = match polled {
+            let event = match this.events.poll_next_unpin(cx) {
                 Poll::Pending => {
                     if this.idle.as_mut().poll(cx).is_ready() {
                         let silence = this.allowed_silence();
@@ -171,6 +166,10 @@ impl Stream for ChunkStream {
                     return Poll::Ready(Some(Err(error)));
                 }
             }
+            // After the event is read: a finish chunk shortens the silence
+            // allowed from now on.
+            let deadline = antwort_engine::clock::now() + this.allowed_silence();
+            this.idle.as_mut().reset(deadline);
         }
     }
 }

@@ -13,7 +13,7 @@ use futures::StreamExt;
 use crate::AppState;
 use crate::error::HttpError;
 use crate::extract::{Caller, JsonBody};
-use crate::sse::sse_response;
+use crate::sse::{sse_response, sse_response_opened};
 
 /// Header naming the hosted tools a request listed that were not offered to the model.
 pub const SKIPPED_TOOLS_HEADER: &str = "x-antwort-skipped-tools";
@@ -81,7 +81,7 @@ async fn create_streaming(
                 })
                 .right_stream(),
             });
-            Ok(sse_response(events, keepalive).into_response())
+            Ok(sse_response_opened(events, keepalive, true).into_response())
         }
     }
 }
@@ -100,7 +100,9 @@ fn failed_after_start(response: antwort_api::Response) -> ApiError {
         response_id = %response.id,
         "response failed after the backend accepted it"
     );
-    let message = if response.store {
+    // A response whose save failed is not stored: it is named only when it is.
+    let stored = response.store && code != ErrorCode::StorageUnavailable;
+    let message = if stored {
         format!(
             "{} (response {} is stored with status `failed`)",
             error.message, response.id
@@ -108,7 +110,12 @@ fn failed_after_start(response: antwort_api::Response) -> ApiError {
     } else {
         error.message
     };
-    ApiError::new(code, message).with_response_id(response.id)
+    let error = ApiError::new(code, message);
+    if stored {
+        error.with_response_id(response.id)
+    } else {
+        error
+    }
 }
 
 fn with_skipped_tools(mut response: Response, skipped: &str) -> Response {
