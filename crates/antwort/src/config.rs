@@ -86,7 +86,7 @@ impl Default for McpSection {
 pub struct McpServerSection {
     /// The `server_label` requests use for it.
     pub name: String,
-    pub url: String,
+    pub url: SecretUrl,
     #[serde(default)]
     pub transport: McpTransportKind,
     #[serde(default)]
@@ -113,7 +113,7 @@ pub struct McpAuthSection {
     pub kind: McpAuthKind,
     /// For `static`: the bearer token (or put an `Authorization` header in `headers`).
     pub token: Option<Secret>,
-    pub token_url: Option<String>,
+    pub token_url: Option<SecretUrl>,
     pub client_id: Option<String>,
     pub client_id_file: Option<String>,
     pub client_secret: Option<Secret>,
@@ -597,10 +597,10 @@ impl Config {
             if server.name.is_empty() || !names.insert(server.name.as_str()) {
                 return invalid(format!("{at}.name must be set and unique"));
             }
-            if let Err(message) = reqwest_url(&server.url) {
+            if let Err(message) = reqwest_url(server.url.expose()) {
                 return invalid(format!(
                     "{at}.url `{}` is not an http(s) URL: {message}",
-                    server.url
+                    server.url.redacted()
                 ));
             }
             let Some(auth) = &server.auth else { continue };
@@ -613,7 +613,7 @@ impl Config {
                     let Some(token_url) = &auth.token_url else {
                         return invalid(format!("{at}.auth needs token_url"));
                     };
-                    if let Err(message) = reqwest_url(token_url) {
+                    if let Err(message) = reqwest_url(token_url.expose()) {
                         return invalid(format!(
                             "{at}.auth.token_url is not an http(s) URL: {message}"
                         ));
@@ -790,7 +790,7 @@ mod tests {
     #[test]
     fn mcp_servers_use_the_go_keys_and_hide_their_secrets() {
         let config = Config::from_yaml(
-            "engine:\n  backend_url: http://a\nmcp:\n  servers:\n    - name: gh\n      transport: sse\n      url: http://mcp.example/sse\n      headers: {X-Key: hunter2}\n      auth:\n        type: oauth_client_credentials\n        token_url: http://auth.example/token\n        client_id: antwort\n        client_secret: s3cret\n        scopes: [tools]\n  url_policy:\n    allow_private: true\n",
+            "engine:\n  backend_url: http://a\nmcp:\n  servers:\n    - name: gh\n      transport: sse\n      url: http://mcp.example/sse?key=k3y\n      headers: {X-Key: hunter2}\n      auth:\n        type: oauth_client_credentials\n        token_url: http://auth.example/token\n        client_id: antwort\n        client_secret: s3cret\n        scopes: [tools]\n  url_policy:\n    allow_private: true\n",
         )
         .unwrap();
         config.validate().unwrap();
@@ -799,7 +799,7 @@ mod tests {
         assert!(config.mcp.url_policy.allow_private);
         let shown = format!("{config:?}");
         assert!(
-            !shown.contains("hunter2") && !shown.contains("s3cret"),
+            !shown.contains("hunter2") && !shown.contains("s3cret") && !shown.contains("k3y"),
             "{shown}"
         );
         assert!(

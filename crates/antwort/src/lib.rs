@@ -132,7 +132,11 @@ fn mcp_settings(section: &config::McpSection) -> anyhow::Result<antwort_tools::M
                 }
                 config::McpAuthKind::OauthClientCredentials => {
                     McpAuth::OAuthClientCredentials(OAuthClientCredentials {
-                        token_url: auth.token_url.clone().unwrap_or_default(),
+                        token_url: auth
+                            .token_url
+                            .as_ref()
+                            .map(|url| url.expose().to_owned())
+                            .unwrap_or_default(),
                         client_id: read(auth.client_id.as_deref(), &auth.client_id_file)?,
                         client_secret: read(
                             auth.client_secret.as_ref().map(Secret::expose),
@@ -145,7 +149,7 @@ fn mcp_settings(section: &config::McpSection) -> anyhow::Result<antwort_tools::M
         };
         servers.push(McpServerSettings {
             name: server.name.clone(),
-            url: server.url.clone(),
+            url: server.url.expose().to_owned(),
             transport: match server.transport {
                 config::McpTransportKind::StreamableHttp => McpTransport::StreamableHttp,
                 config::McpTransportKind::Sse => McpTransport::Sse,

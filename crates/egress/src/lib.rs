@@ -15,7 +15,7 @@ mod policy;
 pub mod sse;
 
 pub use client::{
-    AddressDenied, client_builder, display_url, guarded_builder, same_origin_redirects,
+    AddressDenied, client_builder, display_url, guarded_builder, redact_url, same_origin_redirects,
 };
 pub use policy::{EgressGuard, UrlPolicy};
 pub use reqwest;

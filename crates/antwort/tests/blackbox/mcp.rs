@@ -319,13 +319,13 @@ async fn a_configured_server_with_oauth_caches_its_token_and_tool_list() {
         config.mcp.url_policy.allow_loopback = false;
         config.mcp.servers = vec![antwort::config::McpServerSection {
             name: "secure".into(),
-            url: format!("{mock}/mcp-auth"),
+            url: format!("{mock}/mcp-auth").into(),
             transport: antwort::config::McpTransportKind::StreamableHttp,
             headers: Default::default(),
             auth: Some(antwort::config::McpAuthSection {
                 kind: antwort::config::McpAuthKind::OauthClientCredentials,
                 token: None,
-                token_url: Some(format!("{mock}/oauth/token")),
+                token_url: Some(format!("{mock}/oauth/token").into()),
                 client_id: Some("antwort".into()),
                 client_id_file: None,
                 client_secret: Some("s3cret".into()),
