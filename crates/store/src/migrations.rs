@@ -30,6 +30,12 @@ const VERSIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0002_conversations.sql"),
         include_str!("../migrations/postgres/0002_conversations.sql"),
     ),
+    (
+        3,
+        "metadata without NUL",
+        include_str!("../migrations/sqlite/0003_metadata_without_nul.sql"),
+        include_str!("../migrations/postgres/0003_metadata_without_nul.sql"),
+    ),
 ];
 
 /// The embedded migrations of one dialect.

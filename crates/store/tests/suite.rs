@@ -776,3 +776,80 @@ async fn a_corrupt_row_is_an_error_not_a_panic() {
     let read = store.get_conversation(&scope, "conv_1").await;
     assert!(matches!(read, Err(StoreError::Corrupt(_))), "{read:?}");
 }
+
+/// Metadata stored before NUL was refused at the edge is repaired by
+/// migration 3 (PostgreSQL's JSON functions reject the `\u0000` escape, so one
+/// such row broke every metadata filter of its tenant).
+#[tokio::test]
+async fn metadata_with_an_escaped_nul_from_before_is_repaired_on_postgres() {
+    use sqlx::Connection;
+    if std::env::var("ANTWORT_TEST_POSTGRES").as_deref() == Ok("skip") {
+        eprintln!("!!! PostgreSQL store tests SKIPPED (ANTWORT_TEST_POSTGRES=skip) !!!");
+        return;
+    }
+    let base = std::env::var("ANTWORT_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
+    let url = format!("{base}?options=-c%20search_path%3D{schema}");
+    let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let store = SqlStore::open(&StoreConfig::Postgres {
+        url: url.clone(),
+        max_connections: 2,
+    })
+    .await
+    .unwrap();
+    let scope = Scope::default();
+    store
+        .save_response(
+            &scope,
+            StoredResponse {
+                response: response("resp_kept", None, Vec::new()),
+                input: Vec::new(),
+                conversation_id: None,
+            },
+        )
+        .await
+        .unwrap();
+    let mut raw = sqlx::PgConnection::connect(&url).await.unwrap();
+    // A row as an older gateway stored it, and one whose value holds an
+    // escaped backslash before `u0000` (text, not a NUL), which must survive.
+    sqlx::query(
+        r#"UPDATE responses SET metadata = '{"evil":"a\u0000b","lit":"x\\u0000","team":"blue"}'"#,
+    )
+    .execute(&mut raw)
+    .await
+    .unwrap();
+    let by_team = ListQuery {
+        metadata: vec![("team".into(), "blue".into())],
+        ..query(10, Order::Desc)
+    };
+    assert!(
+        store.list_responses(&scope, &by_team).await.is_err(),
+        "the poisoned row breaks the filter"
+    );
+    sqlx::raw_sql(include_str!(
+        "../migrations/postgres/0003_metadata_without_nul.sql"
+    ))
+    .execute(&mut raw)
+    .await
+    .unwrap();
+    let page = store.list_responses(&scope, &by_team).await.unwrap();
+    assert_eq!(page.data.len(), 1);
+    let literal = ListQuery {
+        metadata: vec![("lit".into(), "x\\u0000".into())],
+        ..query(10, Order::Desc)
+    };
+    assert_eq!(
+        store
+            .list_responses(&scope, &literal)
+            .await
+            .unwrap()
+            .data
+            .len(),
+        1
+    );
+}
