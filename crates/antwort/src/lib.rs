@@ -203,6 +203,12 @@ pub async fn serve(
     let limits = antwort_server::ConnectionLimits {
         header_read_timeout: config.server.header_read_timeout,
         idle_timeout: config.server.idle_timeout,
+        // Silent streams get a keepalive every interval: a client that takes
+        // none of three has stopped reading.
+        stall_timeout: config
+            .server
+            .idle_timeout
+            .max(3 * config.server.keepalive_interval),
     };
     let server = antwort_server::serve(listener, app, limits, async move {
         shutdown.await;

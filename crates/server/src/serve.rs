@@ -36,6 +36,9 @@ pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     /// A keep-alive connection idle this long between requests is closed.
     pub idle_timeout: Duration,
+    /// A connection whose client has not taken a frame of its response for this
+    /// long (it stopped reading) is closed, which cancels an unstored response.
+    pub stall_timeout: Duration,
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves; then stops accepting,
@@ -82,7 +85,11 @@ pub async fn serve<S>(
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
         }
-        let watch = Watch::new(limits.header_read_timeout, limits.idle_timeout);
+        let watch = Watch::new(
+            limits.header_read_timeout,
+            limits.idle_timeout,
+            limits.stall_timeout,
+        );
         let requests = Arc::clone(&watch);
         let app = app.clone();
         let service = TowerToHyperService::new(tower::service_fn(
@@ -96,7 +103,7 @@ pub async fn serve<S>(
                     let response = app.oneshot(request.map(Body::new)).await?;
                     Ok::<_, Infallible>(response.map(|body| {
                         Body::new(body.map_frame(move |frame| {
-                            let _ = &guard;
+                            guard.frame_taken();
                             frame
                         }))
                     }))

@@ -26,9 +26,11 @@ use tokio::time::Instant;
 enum Phase {
     /// Waiting for (the rest of) a request head, since the given instant.
     Head(Instant),
-    /// At least one request is being served: no clock runs (bodies have their
-    /// own read timeout).
-    Busy(usize),
+    /// This many requests are being served; once a response body has begun,
+    /// the instant it last gave hyper a frame to write. Request bodies have
+    /// their own read timeout; a response body that hyper stops taking frames
+    /// from (its client no longer reads) starts the stall clock.
+    Busy(usize, Option<Instant>),
     /// Between requests, since the given instant.
     Idle(Instant),
 }
@@ -38,6 +40,8 @@ enum Phase {
 pub enum Overdue {
     Head,
     Idle,
+    /// The client stopped reading its response.
+    Stalled,
 }
 
 /// The state one connection's reads, requests and watchdog share.
@@ -49,24 +53,36 @@ pub struct Watch {
     changed: Notify,
     header_timeout: Duration,
     idle_timeout: Duration,
+    stall_timeout: Duration,
 }
 
 impl Watch {
     /// A new connection, which must send its first request head in time.
-    pub fn new(header_timeout: Duration, idle_timeout: Duration) -> Arc<Self> {
+    pub fn new(
+        header_timeout: Duration,
+        idle_timeout: Duration,
+        stall_timeout: Duration,
+    ) -> Arc<Self> {
         Arc::new(Self {
             phase: Mutex::new(Phase::Head(antwort_engine::clock::now())),
             h2: std::sync::atomic::AtomicBool::new(false),
             changed: Notify::new(),
             header_timeout,
             idle_timeout,
+            stall_timeout,
         })
     }
 
     fn update(&self, change: impl FnOnce(Phase) -> Phase) {
         let mut phase = self.phase.lock().unwrap_or_else(PoisonError::into_inner);
         let next = change(*phase);
-        let wake = std::mem::discriminant(&next) != std::mem::discriminant(&*phase);
+        // The watchdog sleeps until the phase's deadline: it must hear of a new
+        // phase, and of a first response frame (which gives a busy phase one).
+        let wake = std::mem::discriminant(&next) != std::mem::discriminant(&*phase)
+            || matches!(
+                (*phase, next),
+                (Phase::Busy(_, None), Phase::Busy(_, Some(_)))
+            );
         *phase = next;
         drop(phase);
         if wake {
@@ -92,8 +108,8 @@ impl Watch {
     /// returned guard (held by the response body) is dropped.
     pub fn request(self: &Arc<Self>) -> RequestGuard {
         self.update(|phase| match phase {
-            Phase::Busy(n) => Phase::Busy(n + 1),
-            _ => Phase::Busy(1),
+            Phase::Busy(n, last) => Phase::Busy(n + 1, last),
+            _ => Phase::Busy(1, None),
         });
         RequestGuard(Arc::clone(self))
     }
@@ -106,7 +122,8 @@ impl Watch {
             let (deadline, why) = match phase {
                 Phase::Head(since) => (Some(since + self.header_timeout), Overdue::Head),
                 Phase::Idle(since) => (Some(since + self.idle_timeout), Overdue::Idle),
-                Phase::Busy(_) => (None, Overdue::Idle),
+                Phase::Busy(_, Some(last)) => (Some(last + self.stall_timeout), Overdue::Stalled),
+                Phase::Busy(_, None) => (None, Overdue::Idle),
             };
             match deadline {
                 Some(deadline) => {
@@ -128,10 +145,21 @@ impl Watch {
 /// Held while a request is served (its response body holds it to the last byte).
 pub struct RequestGuard(Arc<Watch>);
 
+impl RequestGuard {
+    /// The response body gave hyper a frame: its client is reading.
+    pub fn frame_taken(&self) {
+        let now = antwort_engine::clock::now();
+        self.0.update(|phase| match phase {
+            Phase::Busy(n, _) => Phase::Busy(n, Some(now)),
+            other => other,
+        });
+    }
+}
+
 impl Drop for RequestGuard {
     fn drop(&mut self) {
         self.0.update(|phase| match phase {
-            Phase::Busy(n) if n > 1 => Phase::Busy(n - 1),
+            Phase::Busy(n, last) if n > 1 => Phase::Busy(n - 1, last),
             _ => Phase::Idle(antwort_engine::clock::now()),
         });
     }
@@ -210,13 +238,17 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
 mod tests {
     use super::*;
 
+    const SECS_10: Duration = Duration::from_secs(10);
+    const SECS_60: Duration = Duration::from_secs(60);
+    const SECS_75: Duration = Duration::from_secs(75);
+
     #[tokio::test(start_paused = true)]
     async fn each_phase_has_its_clock_and_a_busy_connection_has_none() {
-        let watch = Watch::new(Duration::from_secs(10), Duration::from_secs(75));
+        let watch = Watch::new(SECS_10, SECS_75, SECS_60);
         // A new connection that sends nothing.
         assert_eq!(watch.overdue().await, Overdue::Head);
 
-        let watch = Watch::new(Duration::from_secs(10), Duration::from_secs(75));
+        let watch = Watch::new(SECS_10, SECS_75, SECS_60);
         let guard = watch.request();
         let waited = tokio::time::timeout(Duration::from_secs(600), watch.overdue()).await;
         assert!(waited.is_err(), "no clock while busy");
@@ -229,7 +261,7 @@ mod tests {
         );
 
         // Bytes after idling start the header clock, which is shorter.
-        let idle = Watch::new(Duration::from_secs(10), Duration::from_secs(75));
+        let idle = Watch::new(SECS_10, SECS_75, SECS_60);
         drop(idle.request());
         tokio::time::sleep(Duration::from_secs(30)).await;
         idle.bytes_read(b"GET / HTTP/1.1");
@@ -239,5 +271,14 @@ mod tests {
             antwort_engine::clock::now() - started,
             Duration::from_secs(10)
         );
+
+        // A response whose frames stop being taken stalls after its clock.
+        let stalled = Watch::new(SECS_10, SECS_75, SECS_60);
+        let guard = stalled.request();
+        guard.frame_taken();
+        let started = antwort_engine::clock::now();
+        assert_eq!(stalled.overdue().await, Overdue::Stalled);
+        assert_eq!(antwort_engine::clock::now() - started, SECS_60);
+        drop(guard);
     }
 }

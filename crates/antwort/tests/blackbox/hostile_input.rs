@@ -314,3 +314,40 @@ async fn a_silent_connection_is_closed_but_an_idle_keep_alive_one_lives_its_idle
         "kept past the header timeout while idle: closed after {idle:?}"
     );
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_its_stream_is_let_go_and_generation_stops() {
+    let gateway = start_with(|config| {
+        config.server.idle_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let address = gateway.url.trim_start_matches("http://");
+    let mut tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let body = r#"{"input":"[[tokens:60000]]","stream":true,"store":false}"#;
+    let request = format!(
+        "POST /v1/responses HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    // Nothing is read: the socket buffers fill, the gateway can no longer
+    // write, and after the stall clock it lets the connection go, which
+    // cancels the backend's stream.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while gateway
+        .mock_stats
+        .streams_cancelled
+        .load(std::sync::atomic::Ordering::SeqCst)
+        == 0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the backend stream was never cancelled"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut rest))
+        .await
+        .expect("the connection is closed")
+        .ok();
+}
