@@ -23,12 +23,12 @@ fn runtime_and_store() -> &'static (tokio::runtime::Runtime, SqlStore) {
         // Rows for the filters to run over: metadata with the keys the seeds
         // name, and one with quotes, dots and non-ASCII in its keys.
         for (id, metadata) in [
-            ("resp_1", r#"{"team":"blue","a.b"c\":"x"}"#),
-            ("resp_2", r#"{"k":"v","é ü":"ß"}"#),
+            ("resp_1", serde_json::json!({"team": "blue", "a.b\"c\\": "x"})),
+            ("resp_2", serde_json::json!({"k": "v", "é ü": "ß"})),
         ] {
             let response = serde_json::json!({
                 "id": id, "object": "response", "created_at": 1, "status": "completed",
-                "model": "m", "output": [], "metadata": serde_json::from_str::<serde_json::Value>(metadata).expect("metadata"),
+                "model": "m", "output": [], "metadata": metadata,
                 "tools": [], "tool_choice": "auto", "parallel_tool_calls": true, "text": {"format": {"type": "text"}},
                 "truncation": "disabled", "top_p": 1.0, "temperature": 1.0, "presence_penalty": 0.0,
                 "frequency_penalty": 0.0, "top_logprobs": 0, "store": true, "background": false,
