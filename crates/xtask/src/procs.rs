@@ -140,6 +140,20 @@ pub fn spawn(spec: Spawn<'_>) -> Result<Proc> {
 
 /// A free loopback port: bound, read and released. Another process could take it
 /// in between, which would show up as a start failure, not as a wrong figure.
+/// `antwort serve` on `127.0.0.1:port` in front of the mock at `backend`,
+/// serving `mock-model` by default: how every benchmark and soak gateway runs.
+pub fn gateway_args(port: u16, backend: &str) -> Vec<String> {
+    vec![
+        "serve".into(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+        "--backend-url".into(),
+        backend.to_owned(),
+        "--model".into(),
+        "mock-model".into(),
+    ]
+}
+
 pub fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())

@@ -214,15 +214,7 @@ async fn soak_store(
     let mut gateway = procs::spawn(Spawn {
         name: format!("soak-{storage}-gateway"),
         program: antwort,
-        args: vec![
-            "serve".into(),
-            "--listen".into(),
-            format!("127.0.0.1:{port}"),
-            "--backend-url".into(),
-            mock.url.clone(),
-            "--model".into(),
-            "mock-model".into(),
-        ],
+        args: procs::gateway_args(port, &mock.url),
         env,
         core: None,
         port,

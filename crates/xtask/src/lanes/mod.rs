@@ -240,15 +240,7 @@ impl Ctx {
         let mut gateway = procs::spawn(Spawn {
             name,
             program: &self.antwort,
-            args: vec![
-                "serve".into(),
-                "--listen".into(),
-                format!("127.0.0.1:{port}"),
-                "--backend-url".into(),
-                mock.url.clone(),
-                "--model".into(),
-                "mock-model".into(),
-            ],
+            args: procs::gateway_args(port, &mock.url),
             env,
             core: self.placement.gateway_core,
             port,
