@@ -12,6 +12,12 @@ use serde::{Deserialize, Deserializer};
 
 pub use crate::secret::{Dsn, Secret, SecretUrl};
 
+mod auth;
+pub use auth::{
+    ApiKeySection, AuditSection, AuthKind, AuthSection, AuthorizationSection, JwtSection,
+    LimitSection, RateLimitsSection, parse_key_list,
+};
+
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields)]
@@ -28,6 +34,8 @@ pub struct Config {
     pub mcp: McpSection,
     #[serde(default)]
     pub egress: EgressSection,
+    #[serde(default)]
+    pub auth: AuthSection,
 }
 
 /// `egress`: what every outbound fetch a request causes may reach (MCP servers
@@ -479,6 +487,7 @@ impl Config {
         if let Some(v) = get("ANTWORT_MCP_CALL_TIMEOUT") {
             self.mcp.call_timeout = duration("ANTWORT_MCP_CALL_TIMEOUT", v)?;
         }
+        self.auth.apply_env(&get)?;
         if let Some(v) = get("ANTWORT_LOG_LEVEL") {
             self.logging.level = v;
         }
@@ -561,6 +570,7 @@ impl Config {
             return invalid("engine timeouts must be greater than 0".into());
         }
         self.validate_mcp()?;
+        self.auth.validate()?;
         let defaults = UrlPolicySection::default();
         if self.egress.url_policy != defaults
             && self.mcp.url_policy != defaults
@@ -641,17 +651,31 @@ impl Config {
         }
     }
 
+    /// Where to listen. Without any authentication configured only loopback
+    /// is allowed (and the default): anyone who can reach a wider address
+    /// would read every stored response. `auth.type: none` opens it on purpose.
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        let open = self.auth.effective_kind().is_some();
+        let host = if open { "0.0.0.0" } else { "127.0.0.1" };
         let text = self
             .server
             .listen
             .clone()
-            .unwrap_or_else(|| format!("0.0.0.0:{}", self.server.port));
-        text.parse().map_err(|e| {
+            .unwrap_or_else(|| format!("{host}:{}", self.server.port));
+        let addr: SocketAddr = text.parse().map_err(|e| {
             ConfigError::Invalid(format!(
                 "server.listen `{text}` is not a HOST:PORT address: {e}"
             ))
-        })
+        })?;
+        if !open && !addr.ip().is_loopback() {
+            return Err(ConfigError::Invalid(format!(
+                "refusing to listen on {addr} without authentication: anyone who can reach it \
+                 would read and delete every stored response. Configure auth.api_keys \
+                 (ANTWORT_API_KEYS) or auth.jwt, or set auth.type: none (ANTWORT_AUTH_TYPE=none) \
+                 to serve it open on purpose"
+            )));
+        }
+        Ok(addr)
     }
 
     /// The backend key, read from its file when configured that way.

@@ -3,6 +3,7 @@
 
 pub mod config;
 mod secret;
+pub mod security;
 
 use std::sync::Arc;
 
@@ -51,8 +52,8 @@ pub async fn open_store(config: &Config) -> anyhow::Result<SqlStore> {
     })
 }
 
-/// Builds the engine (backend, store, MCP client) from a validated configuration.
-pub async fn build_engine(config: &Config) -> anyhow::Result<Engine> {
+/// Builds the engine (backend, MCP client) on `store` from a validated configuration.
+pub async fn build_engine(config: &Config, store: Arc<SqlStore>) -> anyhow::Result<Engine> {
     let backend_url = config
         .engine
         .backend_url
@@ -64,7 +65,6 @@ pub async fn build_engine(config: &Config) -> anyhow::Result<Engine> {
         connect_timeout: config.engine.connect_timeout,
         timeout: config.engine.backend_timeout,
     })?;
-    let store = open_store(config).await?;
     // One egress guard for every URL a request names, whichever tool fetches it.
     let egress = Arc::new(
         antwort_egress::EgressGuard::new(&url_policy(config.url_policy()))
@@ -74,7 +74,7 @@ pub async fn build_engine(config: &Config) -> anyhow::Result<Engine> {
         .context("cannot set up the MCP client")?;
     let engine = Engine::new(
         antwort_engine::Backends::single("default", Arc::new(backend)),
-        antwort_engine::Stores::all(Arc::new(store)),
+        antwort_engine::Stores::all(store),
         EngineConfig {
             default_model: config.engine.default_model.clone(),
             reasoning_event_names: match config.engine.reasoning_events {
@@ -189,7 +189,9 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let engine = build_engine(config).await?;
+    let store = Arc::new(open_store(config).await?);
+    let auth = security::build_auth(config, store.clone()).await?;
+    let engine = build_engine(config, store).await?;
     let app = antwort_server::app(
         engine.clone(),
         ServerConfig {
@@ -197,6 +199,7 @@ pub async fn serve(
             keepalive_interval: config.server.keepalive_interval,
             body_read_timeout: config.server.body_read_timeout,
         },
+        Arc::new(auth),
     );
     let drain = config.server.shutdown_timeout;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

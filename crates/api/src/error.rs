@@ -27,11 +27,15 @@ pub enum ErrorCode {
     RequestTooLarge,
     /// The request body did not arrive in time.
     RequestTimeout,
+    /// The request carries no credential, or one that is not valid.
+    Unauthenticated,
+    /// The credential is valid but lacks the scope the route needs.
+    PermissionDenied,
     /// The route or object does not exist.
     NotFound,
     /// The HTTP method is not allowed on this route.
     MethodNotAllowed,
-    /// The backend refused the request for rate reasons.
+    /// A rate limit of the gateway (per key or tenant) or of the backend.
     RateLimitExceeded,
     /// The backend rejected the request as invalid (passed through).
     BackendBadRequest,
@@ -63,6 +67,8 @@ impl ErrorCode {
             | Self::PreviousResponseNotFound
             | Self::ContextLengthExceeded
             | Self::BackendBadRequest => 400,
+            Self::Unauthenticated => 401,
+            Self::PermissionDenied => 403,
             Self::NotFound | Self::ModelNotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::RequestTooLarge => 413,
@@ -89,6 +95,8 @@ impl ErrorCode {
             | Self::RequestTimeout
             | Self::MethodNotAllowed
             | Self::BackendBadRequest
+            | Self::Unauthenticated
+            | Self::PermissionDenied
             | Self::ModelNotFound => "invalid_request_error",
             Self::NotFound => "not_found_error",
             Self::RateLimitExceeded => "rate_limit_error",
@@ -113,6 +121,8 @@ impl ErrorCode {
             Self::ContextLengthExceeded => "context_length_exceeded",
             Self::RequestTooLarge => "request_too_large",
             Self::RequestTimeout => "request_timeout",
+            Self::Unauthenticated => "invalid_api_key",
+            Self::PermissionDenied => "insufficient_permissions",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::RateLimitExceeded => "rate_limit_exceeded",
@@ -152,6 +162,8 @@ impl ErrorCode {
         Self::ContextLengthExceeded,
         Self::RequestTooLarge,
         Self::RequestTimeout,
+        Self::Unauthenticated,
+        Self::PermissionDenied,
         Self::NotFound,
         Self::MethodNotAllowed,
         Self::RateLimitExceeded,

@@ -170,7 +170,7 @@ impl EventLog for MemoryEventLog {
 
     fn follow(&self, scope: &Scope, response_id: &str, after: Option<u64>) -> Option<EventStream> {
         let shared = self.logs.lock().ok()?.get(response_id).cloned()?;
-        if shared.scope.tenant != scope.tenant {
+        if !scope.sees(&shared.scope) {
             return None;
         }
         let start = after.map_or(0, |after| after.saturating_add(1));
@@ -351,6 +351,7 @@ mod tests {
         let other = Scope {
             tenant: "other".into(),
             owner: "x".into(),
+            reach: crate::store::Reach::Own,
         };
         assert!(
             log.follow(&other, "resp_1", None).is_none(),

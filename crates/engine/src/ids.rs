@@ -73,6 +73,22 @@ pub fn call_id() -> String {
     make("call")
 }
 
+pub fn api_key_id() -> String {
+    make("key")
+}
+
+/// A new API key: `sk-antwort-` and 244 random bits (two UUIDv4s, from the
+/// operating system's CSPRNG-seeded generator), shown once to its creator and
+/// kept only as a hash.
+#[allow(clippy::disallowed_methods, reason = "the one place that makes an id")]
+pub fn api_key_secret() -> String {
+    format!(
+        "sk-antwort-{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -41,6 +41,8 @@ impl Stop {
 type Key = (String, String);
 
 struct Entry {
+    /// Who started it: only a scope that sees it may stop it.
+    scope: Scope,
     deleted: CancellationToken,
     ended: CancellationToken,
 }
@@ -61,6 +63,7 @@ impl Inflight {
         let key = (scope.tenant.clone(), id.to_owned());
         if stored {
             let entry = Entry {
+                scope: scope.clone(),
                 deleted: deleted.clone(),
                 ended: ended.clone(),
             };
@@ -80,7 +83,10 @@ impl Inflight {
     pub(crate) async fn stop_for_delete(&self, scope: &Scope, id: &str) -> bool {
         let ended = {
             let runs = self.lock();
-            let Some(entry) = runs.get(&(scope.tenant.clone(), id.to_owned())) else {
+            let Some(entry) = runs
+                .get(&(scope.tenant.clone(), id.to_owned()))
+                .filter(|entry| scope.sees(&entry.scope))
+            else {
                 return false;
             };
             entry.deleted.cancel();

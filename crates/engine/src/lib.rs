@@ -43,7 +43,9 @@ pub use model::{
 };
 pub use registry::{Backends, Models, NamedBackend};
 pub use started::{Events, Started};
-pub use store::{ConversationStore, ResponseStore, Scope, StoreHealth, Stores};
+pub use store::{
+    ConversationStore, KeyStore, Reach, ResponseStore, Scope, StoreHealth, StoredKey, Stores,
+};
 pub use stream::ResponseStream;
 pub use tool::{ServerTool, ToolType};
 

@@ -16,11 +16,25 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-/// Who a stored object belongs to.
+/// Who a request acts for: the tenant and owner (subject) a stored object it
+/// creates belongs to, and how far its reads reach. Every query names the
+/// tenant; one whose reach is [`Reach::Own`] also names the owner, so a caller
+/// never sees another's object (not even that it exists).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Scope {
     pub tenant: String,
     pub owner: String,
+    pub reach: Reach,
+}
+
+/// Which of its tenant's objects a request sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reach {
+    /// Only the objects its owner created.
+    Own,
+    /// Every object of the tenant (tenant admins, and everyone when
+    /// authentication is off).
+    Tenant,
 }
 
 impl Default for Scope {
@@ -28,6 +42,25 @@ impl Default for Scope {
         Self {
             tenant: "default".to_owned(),
             owner: "default".to_owned(),
+            reach: Reach::Tenant,
+        }
+    }
+}
+
+impl Scope {
+    /// The owner a query must match, or `""` when any owner of the tenant
+    /// matches. Stores bind it as one parameter (`($n = '' OR owner = $n)`), so
+    /// the statement is the same for both reaches; an owner is never empty.
+    /// Whether this scope may see an object created in `object` (the scope of
+    /// the request that created it).
+    pub fn sees(&self, object: &Scope) -> bool {
+        self.tenant == object.tenant && (self.reach == Reach::Tenant || self.owner == object.owner)
+    }
+
+    pub fn owner_filter(&self) -> &str {
+        match self.reach {
+            Reach::Own => &self.owner,
+            Reach::Tenant => "",
         }
     }
 }
@@ -190,6 +223,38 @@ pub trait ConversationStore: Send + Sync {
         scope: &Scope,
         id: &str,
     ) -> Result<Option<Vec<Item>>, StoreError>;
+}
+
+/// An API key created at run time, as stored: its hash, never the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    /// The public id (`key_...`), used to list and revoke it.
+    pub id: String,
+    /// Hex SHA-256 of the key.
+    pub hash: String,
+    /// The key's first characters, to tell keys apart in a list.
+    pub prefix: String,
+    pub tenant: String,
+    pub subject: String,
+    /// Scope names; empty means a user's default scopes.
+    pub scopes: Vec<String>,
+    /// Unix seconds.
+    pub created_at: u64,
+    pub revoked_at: Option<u64>,
+}
+
+/// API keys created at run time (`antwort keys`, the admin API), shared by every
+/// replica that uses the same database.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    async fn create_key(&self, key: &StoredKey) -> Result<(), StoreError>;
+    /// The key with this hash, revoked or not.
+    async fn find_key(&self, hash: &str) -> Result<Option<StoredKey>, StoreError>;
+    /// Every key of `tenant` (every key when `None`), newest first.
+    async fn list_keys(&self, tenant: Option<&str>) -> Result<Vec<StoredKey>, StoreError>;
+    /// Marks the key revoked; false when no such key (of `tenant`, when given) is active.
+    async fn revoke_key(&self, tenant: Option<&str>, id: &str, at: u64)
+    -> Result<bool, StoreError>;
 }
 
 /// Whether the database answers, for `/readyz`.

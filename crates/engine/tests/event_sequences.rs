@@ -523,6 +523,7 @@ async fn a_stored_response_is_a_log_a_second_reader_can_follow() {
     let stranger = Scope {
         tenant: "other".into(),
         owner: "other".into(),
+        reach: antwort_engine::Reach::Tenant,
     };
     assert!(engine.follow(&stranger, &id, None).is_none());
     release.send(()).unwrap();

@@ -1,38 +1,87 @@
-//! Extractors every handler shares: who is asking ([`Caller`]: the request's
-//! [`Scope`] and what the client says it is) and a JSON body read up to the size
+//! Extractors every handler shares: who is asking ([`Caller`]: the identity,
+//! its [`Scope`] and what the client says it is) and a JSON body read up to the size
 //! limit and parsed at the edge ([`JsonBody`]).
 
 use antwort_api::{
     AddConversationItemsRequest, ApiError, CompactRequest, CreateConversationRequest,
     CreateResponseRequest, ErrorCode, UpdateConversationRequest, check_text, parse_json,
 };
-use antwort_engine::{ClientHints, Scope};
+use antwort_auth::{AuditEvent, Identity, Permission};
+use antwort_engine::{ClientHints, Reach, Scope};
 use axum::extract::{FromRequest, FromRequestParts, Path, RawPathParams, Request};
 use axum::http::request::Parts;
 
 use crate::AppState;
+use crate::access::RequestOrigin;
 use crate::body::read_body;
 use crate::error::HttpError;
 
-/// The caller of a request. Until authentication lands every request has the
-/// default scope; this is the one place that decides it.
+/// The caller of a request: the identity the access guard established, the
+/// [`Scope`] its stored objects live in, where it came from (for the audit
+/// log) and what the client says it is.
 pub struct Caller {
+    pub identity: Identity,
     pub scope: Scope,
+    pub origin: RequestOrigin,
     pub client: ClientHints,
+}
+
+impl Caller {
+    /// A 403 unless the caller has `permission` (for what a body asks beyond
+    /// the route's own scope).
+    pub fn require(&self, permission: Permission) -> Result<(), HttpError> {
+        if self.identity.may(permission) {
+            Ok(())
+        } else {
+            Err(crate::access::missing_scope(&self.identity, permission).into())
+        }
+    }
+
+    /// Writes `event`, by this caller, to the audit log.
+    pub fn audit(&self, state: &AppState, event: AuditEvent) {
+        state
+            .auth
+            .audit
+            .record(&self.origin.stamp(event.by(&self.identity)));
+    }
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = HttpError;
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, HttpError> {
+        // Only the guard puts an identity here; a route it did not guard has none
+        // and serves nobody.
+        let Some(identity) = parts.extensions.remove::<Identity>() else {
+            return Err(ApiError::new(
+                ErrorCode::Unauthenticated,
+                "This request was not authenticated.",
+            )
+            .into());
+        };
+        let origin = parts
+            .extensions
+            .remove::<RequestOrigin>()
+            .unwrap_or_default();
         // The official OpenAI SDKs (Python, Node, and the ones generated with
         // them) identify themselves with `x-stainless-*` headers.
         let openai_sdk = parts
             .headers
             .keys()
             .any(|name| name.as_str().starts_with("x-stainless-"));
+        let scope = Scope {
+            tenant: identity.tenant.clone(),
+            owner: identity.subject.clone(),
+            reach: if identity.sees_tenant() {
+                Reach::Tenant
+            } else {
+                Reach::Own
+            },
+        };
         Ok(Self {
-            scope: Scope::default(),
+            identity,
+            scope,
+            origin,
             client: ClientHints { openai_sdk },
         })
     }

@@ -3,6 +3,7 @@
 //! This is the only crate that knows axum. Handlers are thin: they parse at the
 //! edge, call the engine, and choose a view of the engine's event stream.
 
+pub mod access;
 mod body;
 mod error;
 mod extract;
@@ -12,16 +13,18 @@ mod sse;
 mod watch;
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
+use access::{Access, Gate, Rules};
 use antwort_api::{ApiError, ErrorCode};
+use antwort_auth::{Auth, Permission};
 use antwort_engine::Engine;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use axum::response::Response;
-use axum::routing::{get, post};
 use tower::{Service, ServiceBuilder};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -51,6 +54,7 @@ pub struct ServerConfig {
 pub struct AppState {
     pub engine: Engine,
     pub config: ServerConfig,
+    pub auth: Arc<Auth>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -64,11 +68,18 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn app(
     engine: Engine,
     config: ServerConfig,
+    auth: Arc<Auth>,
 ) -> impl Service<Request<Body>, Response = Response, Error = Infallible, Future: Send + 'static>
 + Clone
 + Send
 + Sync
 + 'static {
+    let state = AppState {
+        engine,
+        config,
+        auth: auth.clone(),
+    };
+    let (rules, router) = router(state);
     let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
         let request_id = request
             .headers()
@@ -84,53 +95,132 @@ pub fn app(
         .layer(trace)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(axum::middleware::map_response(error::in_openai_shape))
-        .service(router(engine, config))
+        .layer(axum::middleware::from_fn_with_state(
+            Gate { auth, rules },
+            access::guard,
+        ))
+        .service(router)
 }
 
-/// Every route.
-fn router(engine: Engine, config: ServerConfig) -> Router {
-    let state = AppState { engine, config };
-    Router::new()
+/// Every route, each with the access it needs ([`access::RouteTable`]).
+pub fn route_table() -> access::RouteTable {
+    use Access::{Authenticated, Needs, Public};
+    use Permission::{Admin, ConversationsRead, ConversationsWrite, ResponsesRead, ResponsesWrite};
+    use axum::http::Method;
+    use routes::{conversations, health, keys, models, responses, stored};
+    access::RouteTable::new()
         .route(
+            Method::POST,
             "/v1/responses",
-            post(routes::responses::create).get(routes::stored::list_responses),
+            Needs(ResponsesWrite),
+            responses::create,
         )
         .route(
+            Method::GET,
+            "/v1/responses",
+            Needs(ResponsesRead),
+            stored::list_responses,
+        )
+        .route(
+            Method::GET,
             "/v1/responses/{id}",
-            get(routes::stored::get).delete(routes::stored::delete),
+            Needs(ResponsesRead),
+            stored::get,
         )
         .route(
+            Method::DELETE,
+            "/v1/responses/{id}",
+            Needs(ResponsesWrite),
+            stored::delete,
+        )
+        .route(
+            Method::GET,
             "/v1/responses/{id}/input_items",
-            get(routes::stored::input_items),
+            Needs(ResponsesRead),
+            stored::input_items,
         )
         .route(
+            Method::POST,
             "/v1/responses/input_tokens",
-            post(routes::responses::input_tokens),
+            Needs(ResponsesWrite),
+            responses::input_tokens,
         )
-        .route("/v1/responses/compact", post(routes::responses::compact))
-        .route("/v1/conversations", post(routes::conversations::create))
         .route(
+            Method::POST,
+            "/v1/responses/compact",
+            Needs(ResponsesWrite),
+            responses::compact,
+        )
+        .route(
+            Method::POST,
+            "/v1/conversations",
+            Needs(ConversationsWrite),
+            conversations::create,
+        )
+        .route(
+            Method::GET,
             "/v1/conversations/{id}",
-            get(routes::conversations::get)
-                .post(routes::conversations::update)
-                .delete(routes::conversations::delete),
+            Needs(ConversationsRead),
+            conversations::get,
         )
         .route(
+            Method::POST,
+            "/v1/conversations/{id}",
+            Needs(ConversationsWrite),
+            conversations::update,
+        )
+        .route(
+            Method::DELETE,
+            "/v1/conversations/{id}",
+            Needs(ConversationsWrite),
+            conversations::delete,
+        )
+        .route(
+            Method::GET,
             "/v1/conversations/{id}/items",
-            get(routes::conversations::list_items).post(routes::conversations::add_items),
+            Needs(ConversationsRead),
+            conversations::list_items,
         )
         .route(
-            "/v1/conversations/{id}/items/{item_id}",
-            get(routes::conversations::get_item).delete(routes::conversations::delete_item),
+            Method::POST,
+            "/v1/conversations/{id}/items",
+            Needs(ConversationsWrite),
+            conversations::add_items,
         )
-        .route("/v1/models", get(routes::models::list))
-        .route("/healthz", get(routes::health::healthz))
-        .route("/readyz", get(routes::health::readyz))
+        .route(
+            Method::GET,
+            "/v1/conversations/{id}/items/{item_id}",
+            Needs(ConversationsRead),
+            conversations::get_item,
+        )
+        .route(
+            Method::DELETE,
+            "/v1/conversations/{id}/items/{item_id}",
+            Needs(ConversationsWrite),
+            conversations::delete_item,
+        )
+        .route(Method::GET, "/v1/models", Authenticated, models::list)
+        .route(Method::GET, "/v1/admin/keys", Needs(Admin), keys::list)
+        .route(Method::POST, "/v1/admin/keys", Needs(Admin), keys::create)
+        .route(
+            Method::DELETE,
+            "/v1/admin/keys/{id}",
+            Needs(Admin),
+            keys::revoke,
+        )
+        .route(Method::GET, "/healthz", Public, health::healthz)
+        .route(Method::GET, "/readyz", Public, health::readyz)
+}
+
+fn router(state: AppState) -> (Rules, Router) {
+    let (rules, router) = route_table().into_parts();
+    let router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Handlers read bodies through `extract::JsonBody`, whose 413 has the OpenAI shape.
         .layer(DefaultBodyLimit::disable())
-        .with_state(state)
+        .with_state(state);
+    (Rules::new(rules), router)
 }
 
 async fn not_found(uri: axum::http::Uri) -> HttpError {

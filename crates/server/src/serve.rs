@@ -68,8 +68,8 @@ pub async fn serve<S>(
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
         };
-        let tcp = match accepted {
-            Ok((tcp, _)) => tcp,
+        let (tcp, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(error) => {
                 // Out of file descriptors, or a connection reset before it was
                 // accepted: wait a moment rather than spin, and go on.
@@ -93,7 +93,11 @@ pub async fn serve<S>(
         let requests = Arc::clone(&watch);
         let app = app.clone();
         let service = TowerToHyperService::new(tower::service_fn(
-            move |request: Request<hyper::body::Incoming>| {
+            move |mut request: Request<hyper::body::Incoming>| {
+                // The source address, for the audit log.
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
                 // The connection is busy until the response body's last byte
                 // is written (hyper drops the body then), which may be the end
                 // of a long stream.

@@ -26,6 +26,11 @@ fn conversation_from_row(row: Row) -> Result<Conversation, StoreError> {
     })
 }
 
+/// An item statement's guard: conversation `$1` of tenant `$2` is visible to
+/// owner filter `$3` (`''` for the whole tenant).
+const VISIBLE: &str = "EXISTS (SELECT 1 FROM conversations c \
+     WHERE c.id = $1 AND c.tenant = $2 AND ($3 = '' OR c.owner = $3))";
+
 #[async_trait]
 impl ConversationStore for SqlStore {
     async fn create_conversation(
@@ -58,8 +63,13 @@ impl ConversationStore for SqlStore {
         id: &str,
     ) -> Result<Option<Conversation>, StoreError> {
         let statement = Statement::new(
-            "SELECT id, created_at, metadata FROM conversations WHERE id = $1 AND tenant = $2",
-            vec![id.into(), scope.tenant.as_str().into()],
+            "SELECT id, created_at, metadata FROM conversations \
+             WHERE id = $1 AND tenant = $2 AND ($3 = '' OR owner = $3)",
+            vec![
+                id.into(),
+                scope.tenant.as_str().into(),
+                scope.owner_filter().into(),
+            ],
         );
         self.db
             .fetch_first(&statement)
@@ -75,11 +85,13 @@ impl ConversationStore for SqlStore {
         metadata: &BTreeMap<String, String>,
     ) -> Result<Option<Conversation>, StoreError> {
         let statement = Statement::new(
-            "UPDATE conversations SET metadata = $1 WHERE id = $2 AND tenant = $3",
+            "UPDATE conversations SET metadata = $1 \
+             WHERE id = $2 AND tenant = $3 AND ($4 = '' OR owner = $4)",
             vec![
                 to_json(metadata)?.into(),
                 id.into(),
                 scope.tenant.as_str().into(),
+                scope.owner_filter().into(),
             ],
         );
         self.db.transaction(&[statement]).await?;
@@ -87,16 +99,20 @@ impl ConversationStore for SqlStore {
     }
 
     async fn delete_conversation(&self, scope: &Scope, id: &str) -> Result<bool, StoreError> {
-        let binds = vec![id.into(), scope.tenant.as_str().into()];
+        let binds = vec![
+            id.into(),
+            scope.tenant.as_str().into(),
+            scope.owner_filter().into(),
+        ];
         let affected = self
             .db
             .transaction(&[
                 Statement::new(
-                    "DELETE FROM conversation_items WHERE conversation_id = $1 AND tenant = $2",
+                    format!("DELETE FROM conversation_items WHERE conversation_id = $1 AND tenant = $2 AND {VISIBLE}"),
                     binds.clone(),
                 ),
                 Statement::new(
-                    "DELETE FROM conversations WHERE id = $1 AND tenant = $2",
+                    "DELETE FROM conversations WHERE id = $1 AND tenant = $2 AND ($3 = '' OR owner = $3)",
                     binds,
                 ),
             ])
@@ -158,9 +174,17 @@ impl ConversationStore for SqlStore {
         item_id: &str,
     ) -> Result<Option<Item>, StoreError> {
         let statement = Statement::new(
-            "SELECT body FROM conversation_items WHERE conversation_id = $1 AND tenant = $2 AND item_id = $3 \
-             ORDER BY seq DESC LIMIT 1",
-            vec![id.into(), scope.tenant.as_str().into(), item_id.into()],
+            format!(
+                "SELECT body FROM conversation_items \
+                 WHERE conversation_id = $1 AND tenant = $2 AND item_id = $4 AND {VISIBLE} \
+                 ORDER BY seq DESC LIMIT 1"
+            ),
+            vec![
+                id.into(),
+                scope.tenant.as_str().into(),
+                scope.owner_filter().into(),
+                item_id.into(),
+            ],
         );
         self.db
             .fetch_first(&statement)
@@ -176,8 +200,16 @@ impl ConversationStore for SqlStore {
         item_id: &str,
     ) -> Result<bool, StoreError> {
         let statement = Statement::new(
-            "DELETE FROM conversation_items WHERE conversation_id = $1 AND tenant = $2 AND item_id = $3",
-            vec![id.into(), scope.tenant.as_str().into(), item_id.into()],
+            format!(
+                "DELETE FROM conversation_items \
+                 WHERE conversation_id = $1 AND tenant = $2 AND item_id = $4 AND {VISIBLE}"
+            ),
+            vec![
+                id.into(),
+                scope.tenant.as_str().into(),
+                scope.owner_filter().into(),
+                item_id.into(),
+            ],
         );
         let affected = self.db.transaction(&[statement]).await?;
         Ok(affected.first().is_some_and(|deleted| *deleted > 0))

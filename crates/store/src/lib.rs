@@ -12,6 +12,7 @@
 
 mod conversations;
 mod db;
+mod keys;
 mod migrations;
 mod record;
 mod responses;

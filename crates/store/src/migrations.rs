@@ -36,6 +36,12 @@ const VERSIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0003_metadata_without_nul.sql"),
         include_str!("../migrations/postgres/0003_metadata_without_nul.sql"),
     ),
+    (
+        4,
+        "owners and api keys",
+        include_str!("../migrations/sqlite/0004_owners_and_api_keys.sql"),
+        include_str!("../migrations/postgres/0004_owners_and_api_keys.sql"),
+    ),
 ];
 
 /// The embedded migrations of one dialect.

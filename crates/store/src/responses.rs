@@ -3,7 +3,9 @@
 //! loaded with one recursive query whatever its depth.
 
 use antwort_api::{Item, Response};
-use antwort_engine::store::{ListQuery, Page, ResponseStore, Scope, StoreError, StoredResponse};
+use antwort_engine::store::{
+    ListQuery, Page, Reach, ResponseStore, Scope, StoreError, StoredResponse,
+};
 use async_trait::async_trait;
 
 use crate::record::{INPUT, Statement};
@@ -17,8 +19,12 @@ impl SqlStore {
     /// Whether response `id` exists in this scope.
     async fn response_exists(&self, scope: &Scope, id: &str) -> Result<bool, StoreError> {
         let statement = Statement::new(
-            "SELECT 1 FROM responses WHERE id = $1 AND tenant = $2",
-            vec![id.into(), scope.tenant.as_str().into()],
+            "SELECT 1 FROM responses WHERE id = $1 AND tenant = $2 AND ($3 = '' OR owner = $3)",
+            vec![
+                id.into(),
+                scope.tenant.as_str().into(),
+                scope.owner_filter().into(),
+            ],
         );
         Ok(self.db.fetch_first(&statement).await?.is_some())
     }
@@ -32,8 +38,12 @@ impl ResponseStore for SqlStore {
 
     async fn get_response(&self, scope: &Scope, id: &str) -> Result<Option<Response>, StoreError> {
         let statement = Statement::new(
-            "SELECT body FROM responses WHERE id = $1 AND tenant = $2",
-            vec![id.into(), scope.tenant.as_str().into()],
+            "SELECT body FROM responses WHERE id = $1 AND tenant = $2 AND ($3 = '' OR owner = $3)",
+            vec![
+                id.into(),
+                scope.tenant.as_str().into(),
+                scope.owner_filter().into(),
+            ],
         );
         self.db
             .fetch_first(&statement)
@@ -44,16 +54,26 @@ impl ResponseStore for SqlStore {
 
     async fn delete_response(&self, scope: &Scope, id: &str) -> Result<bool, StoreError> {
         // Both deletes name the tenant: an item row of another tenant with the
-        // same response id is never touched.
-        let binds = vec![id.into(), scope.tenant.as_str().into()];
+        // same response id is never touched; and the owner, unless the caller
+        // sees the whole tenant (items go only while their response is visible).
+        let binds = vec![
+            id.into(),
+            scope.tenant.as_str().into(),
+            scope.owner_filter().into(),
+        ];
         let affected = self
             .db
             .transaction(&[
                 Statement::new(
-                    "DELETE FROM response_items WHERE response_id = $1 AND tenant = $2",
+                    "DELETE FROM response_items WHERE response_id = $1 AND tenant = $2 \
+                     AND EXISTS (SELECT 1 FROM responses WHERE id = $1 AND tenant = $2 \
+                     AND ($3 = '' OR owner = $3))",
                     binds.clone(),
                 ),
-                Statement::new("DELETE FROM responses WHERE id = $1 AND tenant = $2", binds),
+                Statement::new(
+                    "DELETE FROM responses WHERE id = $1 AND tenant = $2 AND ($3 = '' OR owner = $3)",
+                    binds,
+                ),
             ])
             .await?;
         Ok(affected.get(1).is_some_and(|deleted| *deleted > 0))
@@ -68,6 +88,12 @@ impl ResponseStore for SqlStore {
         let mut binds = Binds::default();
         let tenant = binds.push(scope.tenant.as_str());
         let mut sql = format!("SELECT body FROM responses WHERE tenant = ${tenant}");
+        // Spelled out only when it filters, so that the (tenant, owner, id)
+        // index serves an owner's list and (tenant, id) an admin's.
+        if let Reach::Own = scope.reach {
+            let owner = binds.push(scope.owner.as_str());
+            sql.push_str(&format!(" AND owner = ${owner}"));
+        }
         if let Some(model) = &query.model {
             let n = binds.push(model.as_str());
             sql.push_str(&format!(" AND model = ${n}"));
@@ -183,12 +209,15 @@ impl ResponseStore for SqlStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+        let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 3)).collect();
+        // An item is visible while the response that holds it is.
         let sql = format!(
-            "SELECT item_id, body FROM response_items WHERE tenant = $1 AND item_id IN ({})",
+            "SELECT i.item_id, i.body FROM response_items i WHERE i.tenant = $1 AND i.item_id IN ({}) \
+             AND ($2 = '' OR EXISTS (SELECT 1 FROM responses r \
+             WHERE r.id = i.response_id AND r.tenant = i.tenant AND r.owner = $2))",
             placeholders.join(", ")
         );
-        let mut binds = vec![scope.tenant.as_str().into()];
+        let mut binds = vec![scope.tenant.as_str().into(), scope.owner_filter().into()];
         binds.extend(ids.iter().map(|id| id.as_str().into()));
         let mut rows: Vec<(String, String)> = Vec::new();
         for row in self.db.fetch(&Statement::new(sql, binds)).await? {

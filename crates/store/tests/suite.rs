@@ -21,8 +21,8 @@ use antwort_api::{
     TextConfig, ToolChoice, Truncation,
 };
 use antwort_engine::store::{
-    ConversationStore, ListQuery, Order, ResponseStore, Scope, StoreError, StoreHealth,
-    StoredResponse,
+    ConversationStore, KeyStore, ListQuery, Order, Reach, ResponseStore, Scope, StoreError,
+    StoreHealth, StoredKey, StoredResponse,
 };
 use antwort_store::{SqlStore, StoreConfig};
 
@@ -243,10 +243,12 @@ async fn tenants_never_see_each_other() {
         let alice = Scope {
             tenant: "alice".into(),
             owner: "a".into(),
+            reach: Reach::Tenant,
         };
         let bob = Scope {
             tenant: "bob".into(),
             owner: "b".into(),
+            reach: Reach::Tenant,
         };
         turn(&store, &alice, "resp_a", None).await;
         assert_eq!(
@@ -286,6 +288,257 @@ async fn tenants_never_see_each_other() {
                 .await
                 .unwrap(),
             None,
+            "{name}"
+        );
+    }
+}
+
+/// Two owners of one tenant, and its admin.
+fn owners() -> (Scope, Scope, Scope) {
+    let own = |owner: &str| Scope {
+        tenant: "acme".into(),
+        owner: owner.into(),
+        reach: Reach::Own,
+    };
+    let admin = Scope {
+        tenant: "acme".into(),
+        owner: "root".into(),
+        reach: Reach::Tenant,
+    };
+    (own("alice"), own("bob"), admin)
+}
+
+#[tokio::test]
+async fn owners_see_only_their_own_responses_and_admins_the_tenants() {
+    for (name, store) in stores().await {
+        let (alice, bob, admin) = owners();
+        turn(&store, &alice, "resp_a", None).await;
+        turn(&store, &bob, "resp_b", None).await;
+        assert_eq!(
+            store.get_response(&bob, "resp_a").await.unwrap(),
+            None,
+            "{name}"
+        );
+        assert_eq!(
+            store.load_chain(&bob, "resp_a").await.unwrap(),
+            None,
+            "{name}"
+        );
+        assert!(
+            store
+                .get_items(&bob, &["in_resp_a".into()])
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}"
+        );
+        assert_eq!(
+            store
+                .list_input_items(&bob, "resp_a", &query(10, Order::Asc))
+                .await
+                .unwrap(),
+            None,
+            "{name}"
+        );
+        let listed = |scope: &Scope| {
+            let store = &store;
+            let scope = scope.clone();
+            async move {
+                let page = store
+                    .list_responses(&scope, &query(10, Order::Asc))
+                    .await
+                    .unwrap();
+                page.data.into_iter().map(|r| r.id).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(listed(&alice).await, ["resp_a"], "{name}");
+        assert_eq!(listed(&bob).await, ["resp_b"], "{name}");
+        assert_eq!(listed(&admin).await, ["resp_a", "resp_b"], "{name}");
+        assert!(
+            !store.delete_response(&bob, "resp_a").await.unwrap(),
+            "{name}"
+        );
+        // Bob's failed delete took none of Alice's items with it.
+        assert_eq!(
+            store
+                .get_items(&alice, &["in_resp_a".into()])
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "{name}"
+        );
+        assert!(
+            store
+                .get_response(&admin, "resp_a")
+                .await
+                .unwrap()
+                .is_some(),
+            "{name}"
+        );
+        assert!(
+            store.delete_response(&admin, "resp_a").await.unwrap(),
+            "{name}"
+        );
+        assert_eq!(
+            store.get_response(&alice, "resp_a").await.unwrap(),
+            None,
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn owners_see_only_their_own_conversations_and_items() {
+    use antwort_api::{Conversation, ConversationObject};
+    for (name, store) in stores().await {
+        let (alice, bob, admin) = owners();
+        let conversation = Conversation {
+            id: "conv_a".into(),
+            object: ConversationObject::Conversation,
+            created_at: 5,
+            metadata: BTreeMap::new(),
+        };
+        store
+            .create_conversation(&alice, &conversation, &[message("msg_a", Role::User, "hi")])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get_conversation(&bob, "conv_a").await.unwrap(),
+            None,
+            "{name}"
+        );
+        assert_eq!(
+            store.load_conversation(&bob, "conv_a").await.unwrap(),
+            None,
+            "{name}"
+        );
+        assert_eq!(
+            store
+                .update_conversation(&bob, "conv_a", &BTreeMap::from([("k".into(), "v".into())]))
+                .await
+                .unwrap(),
+            None,
+            "{name}"
+        );
+        assert!(
+            !store
+                .add_conversation_items(&bob, "conv_a", &[message("msg_x", Role::User, "x")])
+                .await
+                .unwrap(),
+            "{name}"
+        );
+        assert_eq!(
+            store
+                .list_conversation_items(&bob, "conv_a", &query(10, Order::Asc))
+                .await
+                .unwrap(),
+            None,
+            "{name}"
+        );
+        assert_eq!(
+            store
+                .get_conversation_item(&bob, "conv_a", "msg_a")
+                .await
+                .unwrap(),
+            None,
+            "{name}"
+        );
+        assert!(
+            !store
+                .delete_conversation_item(&bob, "conv_a", "msg_a")
+                .await
+                .unwrap(),
+            "{name}"
+        );
+        assert!(
+            !store.delete_conversation(&bob, "conv_a").await.unwrap(),
+            "{name}"
+        );
+        // Nothing of Alice's changed, and her admin sees it.
+        let items = store
+            .load_conversation(&alice, "conv_a")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(texts(&items), ["hi"], "{name}");
+        assert!(
+            store
+                .get_conversation_item(&admin, "conv_a", "msg_a")
+                .await
+                .unwrap()
+                .is_some(),
+            "{name}"
+        );
+        assert!(
+            store.delete_conversation(&admin, "conv_a").await.unwrap(),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn keys_are_found_by_hash_listed_by_tenant_and_revoked_once() {
+    for (name, store) in stores().await {
+        let key = |id: &str, hash: &str, tenant: &str, at: u64| StoredKey {
+            id: id.into(),
+            hash: hash.into(),
+            prefix: "sk-antwort-0123".into(),
+            tenant: tenant.into(),
+            subject: "ci".into(),
+            scopes: vec!["responses:read".into()],
+            created_at: at,
+            revoked_at: None,
+        };
+        store
+            .create_key(&key("key_1", "h1", "acme", 10))
+            .await
+            .unwrap();
+        store
+            .create_key(&key("key_2", "h2", "acme", 20))
+            .await
+            .unwrap();
+        store
+            .create_key(&key("key_3", "h3", "other", 30))
+            .await
+            .unwrap();
+        // A hash is unique: the same key twice is refused, not shadowed.
+        assert!(
+            store
+                .create_key(&key("key_4", "h1", "acme", 40))
+                .await
+                .is_err(),
+            "{name}"
+        );
+        assert_eq!(
+            store.find_key("h2").await.unwrap(),
+            Some(key("key_2", "h2", "acme", 20)),
+            "{name}"
+        );
+        assert_eq!(store.find_key("nope").await.unwrap(), None, "{name}");
+        let ids = |keys: Vec<StoredKey>| keys.into_iter().map(|k| k.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(store.list_keys(Some("acme")).await.unwrap()),
+            ["key_2", "key_1"],
+            "{name}"
+        );
+        assert_eq!(ids(store.list_keys(None).await.unwrap()).len(), 3, "{name}");
+        // Another tenant cannot revoke it; its own can, once.
+        assert!(
+            !store.revoke_key(Some("other"), "key_1", 50).await.unwrap(),
+            "{name}"
+        );
+        assert!(
+            store.revoke_key(Some("acme"), "key_1", 50).await.unwrap(),
+            "{name}"
+        );
+        assert!(
+            !store.revoke_key(Some("acme"), "key_1", 60).await.unwrap(),
+            "{name}"
+        );
+        assert_eq!(
+            store.find_key("h1").await.unwrap().unwrap().revoked_at,
+            Some(50),
             "{name}"
         );
     }
@@ -676,6 +929,7 @@ async fn conversations_keep_items_in_order_and_join_responses() {
         let other = Scope {
             tenant: "other".into(),
             owner: "o".into(),
+            reach: Reach::Tenant,
         };
         assert_eq!(
             store.get_conversation(&other, "conv_1").await.unwrap(),

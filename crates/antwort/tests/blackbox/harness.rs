@@ -266,6 +266,41 @@ pub async fn stream_then_leave(url: &str, mut body: Value) -> String {
         .to_owned()
 }
 
+/// A request with `key` as its bearer credential (none when `None`).
+pub async fn call(
+    url: &str,
+    method: reqwest::Method,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&Value>,
+) -> Answer {
+    let mut request = client().request(method, format!("{url}{path}"));
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    answer(request.send().await.unwrap()).await
+}
+
+/// An `auth.api_keys` entry.
+pub fn api_key(
+    key: &str,
+    tenant: &str,
+    subject: &str,
+    scopes: &[&str],
+) -> antwort::config::ApiKeySection {
+    antwort::config::ApiKeySection {
+        key: Some(antwort::config::Secret::new(key)),
+        key_file: None,
+        subject: subject.to_owned(),
+        tenant_id: tenant.to_owned(),
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        service_tier: None,
+    }
+}
+
 async fn answer(response: reqwest::Response) -> Answer {
     let status = response.status().as_u16();
     let headers = response.headers().clone();

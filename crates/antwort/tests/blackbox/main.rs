@@ -25,6 +25,7 @@ mod input;
 mod mcp;
 mod operations;
 mod property;
+mod security;
 mod storage;
 mod streaming;
 mod translation;

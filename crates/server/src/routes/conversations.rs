@@ -5,6 +5,7 @@ use antwort_api::{
     AddConversationItemsRequest, Conversation, CreateConversationRequest, Item,
     UpdateConversationRequest,
 };
+use antwort_auth::{AuditEvent, AuditKind};
 use antwort_engine::store::Page;
 use axum::Json;
 use axum::extract::{RawQuery, State};
@@ -56,6 +57,7 @@ pub async fn delete(
     PathIds(id): PathIds<String>,
 ) -> Result<Json<Value>, HttpError> {
     state.engine.delete_conversation(&caller.scope, &id).await?;
+    caller.audit(&state, AuditEvent::new(AuditKind::Deleted).object(&id));
     Ok(Json(
         json!({"id": id, "object": "conversation.deleted", "deleted": true}),
     ))
@@ -114,5 +116,9 @@ pub async fn delete_item(
         .engine
         .delete_conversation_item(&caller.scope, &id, &item_id)
         .await?;
+    caller.audit(
+        &state,
+        AuditEvent::new(AuditKind::Deleted).object(format!("{id}/{item_id}")),
+    );
     Ok(Json(conversation))
 }

@@ -2,6 +2,7 @@
 
 pub mod conversations;
 pub mod health;
+pub mod keys;
 pub(crate) mod listing;
 pub mod models;
 pub mod responses;

@@ -5,6 +5,7 @@ use antwort_api::{
     ApiError, CompactRequest, CreateResponseRequest, ErrorCode, EventData, ResponseStatus,
     StreamEvent,
 };
+use antwort_auth::{AuditEvent, AuditKind, Permission};
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -23,6 +24,9 @@ pub async fn create(
     caller: Caller,
     JsonBody(request): JsonBody<CreateResponseRequest>,
 ) -> Result<Response, HttpError> {
+    if request.conversation.is_some() {
+        caller.require(Permission::ConversationsWrite)?;
+    }
     if request.stream.unwrap_or(false) {
         return create_streaming(state, caller, request).await;
     }
@@ -32,6 +36,12 @@ pub async fn create(
         .await?;
     let skipped = started.skipped_tools.join(",");
     let response = started.events().into_response().await?;
+    if let Some(usage) = &response.usage {
+        state
+            .auth
+            .limits
+            .charge_tokens(&caller.identity, usage.total_tokens);
+    }
     if response.status == ResponseStatus::Failed {
         return Err(failed_after_start(response).into());
     }
@@ -52,17 +62,43 @@ async fn create_streaming(
     request: CreateResponseRequest,
 ) -> Result<Response, HttpError> {
     let keepalive = state.config.keepalive_interval;
+    let slot = match state.auth.limits.stream_slot(&caller.identity) {
+        Ok(slot) => slot,
+        Err(refusal) => {
+            caller.audit(
+                &state,
+                AuditEvent::new(AuditKind::RateLimited)
+                    .reason(format!("{} per {}", refusal.limit, refusal.level)),
+            );
+            return Ok(crate::access::rate_limited(&refusal));
+        }
+    };
     let engine = state.engine.clone();
-    let mut starting = Box::pin(async move {
-        engine
-            .create_for(&caller.scope, request, caller.client)
-            .await
-    });
+    let scope = caller.scope.clone();
+    let mut starting =
+        Box::pin(async move { engine.create_for(&scope, request, caller.client).await });
+    let identity = caller.identity;
+    let auth = state.auth.clone();
+    // The slot is held, and the tokens charged, by the stream the client reads.
+    let metered =
+        move |events: futures::stream::BoxStream<'static, std::sync::Arc<StreamEvent>>| {
+            events.inspect(move |event| {
+                // Moved in here, the slot lives as long as the stream does.
+                let _held = &slot;
+                if let EventData::Completed { response }
+                | EventData::Incomplete { response }
+                | EventData::Failed { response } = &event.data
+                    && let Some(usage) = &response.usage
+                {
+                    auth.limits.charge_tokens(&identity, usage.total_tokens);
+                }
+            })
+        };
     match tokio::time::timeout(keepalive, &mut starting).await {
         Ok(started) => {
             let started = started?;
             let skipped = started.skipped_tools.join(",");
-            let events = started.events().shared();
+            let events = metered(started.events().shared().boxed());
             Ok(with_skipped_tools(
                 sse_response(events, keepalive).into_response(),
                 &skipped,
@@ -81,7 +117,7 @@ async fn create_streaming(
                 })
                 .right_stream(),
             });
-            Ok(sse_response_opened(events, keepalive, true).into_response())
+            Ok(sse_response_opened(metered(events.boxed()), keepalive, true).into_response())
         }
     }
 }

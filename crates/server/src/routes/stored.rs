@@ -2,6 +2,7 @@
 //! items of one response, in the OpenAI list shape with cursor pagination.
 
 use antwort_api::{ApiError, ErrorCode, Item, Response};
+use antwort_auth::{AuditEvent, AuditKind};
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use serde_json::json;
@@ -40,6 +41,7 @@ pub async fn delete(
     PathIds(id): PathIds<String>,
 ) -> Result<Json<serde_json::Value>, HttpError> {
     state.engine.delete_response(&caller.scope, &id).await?;
+    caller.audit(&state, AuditEvent::new(AuditKind::Deleted).object(&id));
     Ok(Json(
         json!({"id": id, "object": "response", "deleted": true}),
     ))

@@ -1,0 +1,17 @@
+-- Requests without the admin scope see only what their subject created: lists
+-- of a tenant's responses filter by owner, in id order.
+CREATE INDEX responses_by_owner ON responses (tenant, owner, id);
+
+-- API keys created at run time (`antwort keys`, the admin API). Only the
+-- SHA-256 of a key is kept; `prefix` tells keys apart in a list.
+CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,
+    prefix TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    revoked_at BIGINT
+);
+CREATE INDEX api_keys_by_tenant ON api_keys (tenant, created_at);

@@ -1,0 +1,108 @@
+//! The key store in SQL: API keys created at run time, kept as SHA-256 hashes,
+//! looked up by hash on every request that presents a key no configuration
+//! names (the auth crate caches what it finds for a few seconds).
+
+use antwort_engine::store::{KeyStore, StoreError, StoredKey};
+use async_trait::async_trait;
+
+use crate::db::Row;
+use crate::record::{Statement, Value, to_json};
+use crate::sql::{SqlStore, corrupt, from_json};
+
+const COLUMNS: &str = "id, hash, prefix, tenant, subject, scopes, created_at, revoked_at";
+
+fn key_from_row(row: Row) -> Result<StoredKey, StoreError> {
+    let columns: [Value; 8] = row
+        .try_into()
+        .map_err(|_| corrupt("an api_keys row without its columns"))?;
+    let [
+        id,
+        hash,
+        prefix,
+        tenant,
+        subject,
+        scopes,
+        created_at,
+        revoked_at,
+    ] = columns;
+    let unix = |value: i64| u64::try_from(value).map_err(corrupt);
+    Ok(StoredKey {
+        id: id.into_text()?,
+        hash: hash.into_text()?,
+        prefix: prefix.into_text()?,
+        tenant: tenant.into_text()?,
+        subject: subject.into_text()?,
+        scopes: from_json(&scopes.into_text()?)?,
+        created_at: unix(created_at.into_int()?)?,
+        revoked_at: match revoked_at {
+            Value::Null => None,
+            other => Some(unix(other.into_int()?)?),
+        },
+    })
+}
+
+fn unix(seconds: u64) -> Result<Value, StoreError> {
+    i64::try_from(seconds).map(Value::Int).map_err(corrupt)
+}
+
+#[async_trait]
+impl KeyStore for SqlStore {
+    async fn create_key(&self, key: &StoredKey) -> Result<(), StoreError> {
+        let statement = Statement::new(
+            format!("INSERT INTO api_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)"),
+            vec![
+                key.id.as_str().into(),
+                key.hash.as_str().into(),
+                key.prefix.as_str().into(),
+                key.tenant.as_str().into(),
+                key.subject.as_str().into(),
+                to_json(&key.scopes)?.into(),
+                unix(key.created_at)?,
+            ],
+        );
+        self.db.transaction(&[statement]).await.map(|_| ())
+    }
+
+    async fn find_key(&self, hash: &str) -> Result<Option<StoredKey>, StoreError> {
+        let statement = Statement::new(
+            format!("SELECT {COLUMNS} FROM api_keys WHERE hash = $1"),
+            vec![hash.into()],
+        );
+        self.db
+            .fetch_first(&statement)
+            .await?
+            .map(key_from_row)
+            .transpose()
+    }
+
+    async fn list_keys(&self, tenant: Option<&str>) -> Result<Vec<StoredKey>, StoreError> {
+        let statement = Statement::new(
+            format!(
+                "SELECT {COLUMNS} FROM api_keys WHERE ($1 = '' OR tenant = $1) \
+                 ORDER BY created_at DESC, id DESC"
+            ),
+            vec![tenant.unwrap_or("").into()],
+        );
+        self.db
+            .fetch(&statement)
+            .await?
+            .into_iter()
+            .map(key_from_row)
+            .collect()
+    }
+
+    async fn revoke_key(
+        &self,
+        tenant: Option<&str>,
+        id: &str,
+        at: u64,
+    ) -> Result<bool, StoreError> {
+        let statement = Statement::new(
+            "UPDATE api_keys SET revoked_at = $1 \
+             WHERE id = $2 AND ($3 = '' OR tenant = $3) AND revoked_at IS NULL",
+            vec![unix(at)?, id.into(), tenant.unwrap_or("").into()],
+        );
+        let affected = self.db.transaction(&[statement]).await?;
+        Ok(affected.first().is_some_and(|updated| *updated > 0))
+    }
+}
