@@ -22,6 +22,7 @@ mod errors;
 mod faults;
 mod hostile_input;
 mod input;
+mod jwt;
 mod mcp;
 mod operations;
 mod property;
