@@ -23,6 +23,44 @@ enum Command {
     Serve(ServeArgs),
     /// Load and validate the configuration, print it, and exit.
     CheckConfig(ServeArgs),
+    /// Create, list and revoke API keys kept in the database (`storage`):
+    /// every replica using it honours them within seconds, without a restart.
+    Keys(KeysArgs),
+}
+
+#[derive(clap::Args)]
+struct KeysArgs {
+    /// YAML configuration file (only `storage` is read).
+    #[arg(long, env = "ANTWORT_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    action: KeysAction,
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Create a key and print it; it is shown this once and kept only as a hash.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        subject: String,
+        /// A scope to grant (repeatable); none means a user's scopes.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+    },
+    /// List keys (never the keys themselves): id, prefix, tenant, subject, scopes, state.
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Revoke a key by its id.
+    Revoke {
+        id: String,
+        /// Only a key of this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -110,11 +148,76 @@ fn init_logging(config: &Config) {
     }
 }
 
+/// Runs `antwort keys ...` against the configured store.
+fn run_keys(args: &KeysArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_yaml_file(path)?,
+        None => Config::default(),
+    };
+    config.apply_env(|name| std::env::var(name).ok())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let store: std::sync::Arc<dyn antwort_engine::KeyStore> =
+            std::sync::Arc::new(antwort::open_store(&config).await?);
+        match &args.action {
+            KeysAction::Create {
+                tenant,
+                subject,
+                scopes,
+            } => {
+                let created = antwort_auth::create_key(&store, tenant, subject, scopes).await?;
+                eprintln!(
+                    "created {} for {subject} of tenant {tenant}; the key is shown only now:",
+                    created.key.id
+                );
+                println!("{}", created.secret);
+            }
+            KeysAction::List { tenant } => {
+                for key in store.list_keys(tenant.as_deref()).await? {
+                    let scopes = if key.scopes.is_empty() {
+                        "(user)".to_owned()
+                    } else {
+                        key.scopes.join(",")
+                    };
+                    let state = if key.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    };
+                    println!(
+                        "{}\t{}...\t{}\t{}\t{scopes}\t{state}",
+                        key.id, key.prefix, key.tenant, key.subject
+                    );
+                }
+            }
+            KeysAction::Revoke { id, tenant } => {
+                let now = antwort_engine::clock::unix_now();
+                if !store.revoke_key(tenant.as_deref(), id, now).await? {
+                    anyhow::bail!("no active key with id {id}");
+                }
+                eprintln!("revoked {id}");
+            }
+        }
+        Ok(())
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let (args, check_only) = match &cli.command {
         Command::Serve(args) => (args, false),
         Command::CheckConfig(args) => (args, true),
+        Command::Keys(args) => {
+            return match run_keys(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("antwort: {error:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
     };
     let config = match args.load() {
         Ok(config) => config,

@@ -671,3 +671,80 @@ async fn configurations_that_no_credential_could_pass_refuse_to_start() {
         .to_string();
     assert!(error.contains("no key is configured"), "{error}");
 }
+
+/// `antwort keys ...` on the SQLite file at `dsn`: its stdout, or the failure.
+fn keys_cli(dsn: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_antwort"))
+        .arg("keys")
+        .args(args)
+        .env("ANTWORT_STORAGE", "sqlite")
+        .env("ANTWORT_STORAGE_DSN", dsn)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "antwort keys {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn the_keys_command_creates_lists_and_revokes_keys_a_gateway_honours() {
+    let dsn = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("keys-cli-{}.db", std::process::id()))
+        .to_string_lossy()
+        .into_owned();
+    let _ = std::fs::remove_file(&dsn);
+    let key = keys_cli(
+        &dsn,
+        &[
+            "create",
+            "--tenant",
+            "acme",
+            "--subject",
+            "ci",
+            "--scope",
+            "responses:read",
+        ],
+    )
+    .trim()
+    .to_owned();
+    assert!(key.starts_with("sk-antwort-"), "{key}");
+    let listed = keys_cli(&dsn, &["list"]);
+    assert!(
+        listed.contains("acme\tci\tresponses:read\tactive"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&key), "a list shows the key");
+    let id = listed.split('\t').next().unwrap().to_owned();
+    // A gateway with only database keys (type apikey, none configured) starts and honours it.
+    let on_file = |config: &mut Config| {
+        config.storage.kind = antwort::config::StorageKind::Sqlite;
+        config.storage.dsn = Some(antwort::config::Dsn::new(dsn.clone()));
+        config.auth.kind = Some(AuthKind::Apikey);
+    };
+    let gateway = start_with(on_file).await;
+    assert_eq!(
+        call(&gateway.url, Method::GET, "/v1/responses", Some(&key), None)
+            .await
+            .status,
+        200
+    );
+    keys_cli(&dsn, &["revoke", &id]);
+    assert!(keys_cli(&dsn, &["list"]).contains("revoked"));
+    let deadline = tokio::time::Instant::now()
+        + antwort_auth::keys::RUNTIME_CACHE_TTL
+        + Duration::from_secs(2);
+    while call(&gateway.url, Method::GET, "/v1/responses", Some(&key), None)
+        .await
+        .status
+        != 401
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the revoked key still works"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
