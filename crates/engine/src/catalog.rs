@@ -238,14 +238,28 @@ mod tests {
     /// `listed` says (as if listed earlier in the conversation).
     fn mcp(declared: serde_json::Value, listed: &[(&str, &[&str])]) -> Vec<Arc<dyn ServerTool>> {
         let tools: Vec<Tool> = serde_json::from_value(declared).unwrap();
-        let Some(mut set) = McpType::new(Arc::new(NoMcp)).declare(&tools).unwrap() else {
+        let Some(mut set) = McpType::new(Arc::new(NoMcp))
+            .declare(&tools, &crate::store::Scope::default())
+            .unwrap()
+        else {
             return Vec::new();
         };
         let history: Vec<Item> = listed
             .iter()
             .map(|(label, names)| {
+                // Listed by this gateway: the id names the declared server.
+                let url = tools.iter().find_map(|tool| match tool {
+                    Tool::Mcp(mcp) if mcp.server_label == *label => mcp.server_url.clone(),
+                    _ => None,
+                });
+                let server = crate::mcp::McpServer {
+                    label: (*label).into(),
+                    url,
+                    headers: Default::default(),
+                    tenant: "default".into(),
+                };
                 Item::McpListTools(McpListToolsItem {
-                    id: format!("mcpl_{label}"),
+                    id: crate::ids::mcp_list_tools_id(&server.fingerprint()),
                     server_label: (*label).into(),
                     tools: names
                         .iter()
@@ -349,7 +363,7 @@ mod tests {
         .unwrap();
         let unlisted = vec![
             McpType::new(Arc::new(NoMcp))
-                .declare(&tools)
+                .declare(&tools, &crate::store::Scope::default())
                 .unwrap()
                 .unwrap(),
         ];
@@ -391,11 +405,18 @@ mod tests {
         ]))
         .unwrap();
         let mcp_type = McpType::new(Arc::new(NoMcp));
-        let error = mcp_type.declare(&twice).err().unwrap();
+        let error = mcp_type
+            .declare(&twice, &crate::store::Scope::default())
+            .err()
+            .unwrap();
         assert_eq!(error.param.as_deref(), Some("tools[1].server_label"));
         let bad: Vec<Tool> =
             serde_json::from_value(json!([{"type": "mcp", "server_label": "a b"}])).unwrap();
-        assert!(mcp_type.declare(&bad).is_err());
+        assert!(
+            mcp_type
+                .declare(&bad, &crate::store::Scope::default())
+                .is_err()
+        );
         let choice: ToolChoice =
             serde_json::from_value(json!({"type": "mcp", "server_label": "zzz"})).unwrap();
         let none: &[Arc<dyn ServerTool>] = &[];

@@ -31,8 +31,10 @@ pub fn reasoning_id() -> String {
     make("rs")
 }
 
-pub fn mcp_list_tools_id() -> String {
-    make("mcpl")
+/// An `mcp_list_tools` item's id, tagged with the fingerprint of the server it
+/// lists (`mcpl_<uuid>_<tag>`).
+pub fn mcp_list_tools_id(server_tag: &str) -> String {
+    format!("{}_{server_tag}", make("mcpl"))
 }
 
 pub fn mcp_call_id() -> String {

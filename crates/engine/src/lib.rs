@@ -44,7 +44,8 @@ pub use model::{
 pub use registry::{Backends, Models, NamedBackend};
 pub use started::{Events, Started};
 pub use store::{
-    ConversationStore, KeyStore, Reach, ResponseStore, Scope, StoreHealth, StoredKey, Stores,
+    ApprovalStore, ConversationStore, KeyStore, Reach, ResponseStore, Scope, StoreHealth,
+    StoredKey, Stores,
 };
 pub use stream::ResponseStream;
 pub use tool::{ServerTool, ToolType};
@@ -221,6 +222,7 @@ impl Engine {
             ids::response_id(),
             clock::unix_now(),
             &self.tool_types,
+            scope,
         )?;
         let mut own_input = std::mem::take(&mut plan.model_request.input);
         context::resolve_references(&*self.stores.responses, scope, &mut own_input).await?;
@@ -358,6 +360,23 @@ impl Engine {
             );
         }
         let backend = self.backend_for(&plan.model_request.model)?;
+        // An approval runs its call once: a second approval of the same request
+        // (a fork of the chain, history sent twice) is refused here.
+        for (_, call) in &approved {
+            let id = &call.approval_request_id;
+            let claimed = self
+                .stores
+                .approvals
+                .claim_approval(scope, id, &plan.response.id)
+                .await
+                .map_err(crate::error::store_error)?;
+            if !claimed {
+                return Err(ApiError::invalid(
+                    "input",
+                    format!("approval request '{id}' has already been answered"),
+                ));
+            }
+        }
         // Without tool work before the first turn, the backend is asked before
         // the response starts, so that its failure is still the client's HTTP
         // status.

@@ -56,6 +56,7 @@ pub fn plan(
     response_id: String,
     created_at: u64,
     types: &[Arc<dyn ToolType>],
+    scope: &crate::store::Scope,
 ) -> Result<Plan, ApiError> {
     reject_unavailable_features(&request)?;
     let conversation_id = conversation_id(&request)?;
@@ -107,7 +108,7 @@ pub fn plan(
         .collect();
     let mut server_tools = Vec::new();
     for kind in types {
-        server_tools.extend(kind.declare(&tools)?);
+        server_tools.extend(kind.declare(&tools, scope)?);
     }
     // Hosted tool types no registered tool type runs are not offered.
     let skipped_tools: Vec<String> = tools
@@ -406,6 +407,7 @@ mod tests {
             "resp_1".into(),
             1,
             &mcp_only(),
+            &crate::store::Scope::default(),
         )
     }
 
@@ -488,7 +490,15 @@ mod tests {
     #[test]
     fn missing_model_without_default_is_a_400() {
         let request = CreateResponseRequest::from_json(br#"{"input":"hi"}"#).unwrap();
-        let error = plan(request, None, "resp_1".into(), 1, &mcp_only()).unwrap_err();
+        let error = plan(
+            request,
+            None,
+            "resp_1".into(),
+            1,
+            &mcp_only(),
+            &crate::store::Scope::default(),
+        )
+        .unwrap_err();
         assert_eq!(error.param.as_deref(), Some("model"));
     }
 

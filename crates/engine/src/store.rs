@@ -257,6 +257,40 @@ pub trait KeyStore: Send + Sync {
     -> Result<bool, StoreError>;
 }
 
+/// MCP approvals that have been acted on, so that one approval request runs
+/// its call at most once, whichever fork of a chain answers it.
+#[async_trait]
+pub trait ApprovalStore: Send + Sync {
+    /// Records that `approval_request_id` was approved by `response_id`; false
+    /// when it already was.
+    async fn claim_approval(
+        &self,
+        scope: &Scope,
+        approval_request_id: &str,
+        response_id: &str,
+    ) -> Result<bool, StoreError>;
+}
+
+/// Approvals kept in memory, for stores that keep none (tests' fakes).
+#[derive(Default)]
+pub struct MemoryApprovals(std::sync::Mutex<std::collections::HashSet<(String, String)>>);
+
+#[async_trait]
+impl ApprovalStore for MemoryApprovals {
+    async fn claim_approval(
+        &self,
+        scope: &Scope,
+        approval_request_id: &str,
+        _: &str,
+    ) -> Result<bool, StoreError> {
+        let mut claimed = self
+            .0
+            .lock()
+            .map_err(|_| StoreError::Unavailable("approvals lock poisoned".to_owned()))?;
+        Ok(claimed.insert((scope.tenant.clone(), approval_request_id.to_owned())))
+    }
+}
+
 /// Whether the database answers, for `/readyz`.
 #[async_trait]
 pub trait StoreHealth: Send + Sync {
@@ -268,6 +302,7 @@ pub trait StoreHealth: Send + Sync {
 pub struct Stores {
     pub responses: Arc<dyn ResponseStore>,
     pub conversations: Arc<dyn ConversationStore>,
+    pub approvals: Arc<dyn ApprovalStore>,
     pub health: Arc<dyn StoreHealth>,
 }
 
@@ -275,11 +310,12 @@ impl Stores {
     /// One implementation serving every aggregate (the SQL stores).
     pub fn all<S>(store: Arc<S>) -> Self
     where
-        S: ResponseStore + ConversationStore + StoreHealth + 'static,
+        S: ResponseStore + ConversationStore + ApprovalStore + StoreHealth + 'static,
     {
         Self {
             responses: store.clone(),
             conversations: store.clone(),
+            approvals: store.clone(),
             health: store,
         }
     }
@@ -290,6 +326,7 @@ impl Stores {
         Self {
             responses,
             conversations: Arc::new(NoConversations),
+            approvals: Arc::new(MemoryApprovals::default()),
             health: Arc::new(NoConversations),
         }
     }

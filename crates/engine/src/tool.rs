@@ -24,8 +24,14 @@ pub trait ToolType: Send + Sync {
     fn kind(&self) -> &'static str;
 
     /// This type's declarations in a request's `tools`, checked (a bad one is a
-    /// 400 naming its position); `None` when the request declares none.
-    fn declare(&self, tools: &[Tool]) -> Result<Option<Box<dyn ServerTool>>, ApiError>;
+    /// 400 naming its position); `None` when the request declares none. `scope`
+    /// is whom the request acts for: state a tool keeps beyond one response
+    /// (MCP sessions, cached tool lists) is kept apart per tenant.
+    fn declare(
+        &self,
+        tools: &[Tool],
+        scope: &crate::store::Scope,
+    ) -> Result<Option<Box<dyn ServerTool>>, ApiError>;
 
     /// Checks this type's items in the input of a request that declares none
     /// of its tools (an approval for a server the request does not declare

@@ -240,9 +240,12 @@ fn check_grammar(events: &[antwort_api::StreamEvent]) {
 fn normalise(value: &mut Value, ids: &mut HashMap<String, String>) {
     match value {
         Value::String(s) => {
+            // `prefix_<uuid>`, or `prefix_<uuid>_<tag>` (tool lists name their server).
+            let hex = |part: &str| part.chars().all(|c| c.is_ascii_hexdigit());
             if let Some((prefix, rest)) = s.split_once('_')
-                && rest.len() == 32
-                && rest.chars().all(|c| c.is_ascii_hexdigit())
+                && rest.len() >= 32
+                && hex(&rest[..32])
+                && (rest.len() == 32 || rest[32..].strip_prefix('_').is_some_and(hex))
             {
                 let next = ids.len() + 1;
                 *s = ids

@@ -106,3 +106,26 @@ impl KeyStore for SqlStore {
         Ok(affected.first().is_some_and(|updated| *updated > 0))
     }
 }
+
+#[async_trait]
+impl antwort_engine::store::ApprovalStore for SqlStore {
+    async fn claim_approval(
+        &self,
+        scope: &antwort_engine::store::Scope,
+        approval_request_id: &str,
+        response_id: &str,
+    ) -> Result<bool, StoreError> {
+        let statement = Statement::new(
+            "INSERT INTO mcp_approvals (tenant, approval_request_id, response_id, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (tenant, approval_request_id) DO NOTHING",
+            vec![
+                scope.tenant.as_str().into(),
+                approval_request_id.into(),
+                response_id.into(),
+                unix(antwort_engine::clock::unix_now())?,
+            ],
+        );
+        let affected = self.db.transaction(&[statement]).await?;
+        Ok(affected.first().is_some_and(|inserted| *inserted > 0))
+    }
+}

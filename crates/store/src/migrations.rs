@@ -38,9 +38,9 @@ const VERSIONS: &[(i64, &str, &str, &str)] = &[
     ),
     (
         4,
-        "owners and api keys",
-        include_str!("../migrations/sqlite/0004_owners_and_api_keys.sql"),
-        include_str!("../migrations/postgres/0004_owners_and_api_keys.sql"),
+        "owners, api keys and approvals",
+        include_str!("../migrations/sqlite/0004_owners_keys_and_approvals.sql"),
+        include_str!("../migrations/postgres/0004_owners_keys_and_approvals.sql"),
     ),
 ];
 

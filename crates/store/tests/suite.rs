@@ -1107,3 +1107,38 @@ async fn metadata_with_an_escaped_nul_from_before_is_repaired_on_postgres() {
         1
     );
 }
+
+#[tokio::test]
+async fn an_approval_is_claimed_once_per_tenant() {
+    use antwort_engine::store::ApprovalStore;
+    for (name, store) in stores().await {
+        let (alice, bob, _) = owners();
+        let other = Scope {
+            tenant: "globex".into(),
+            ..alice.clone()
+        };
+        assert!(
+            store
+                .claim_approval(&alice, "mcpr_1", "resp_1")
+                .await
+                .unwrap(),
+            "{name}"
+        );
+        // Another owner of the tenant, another fork: the request is answered.
+        assert!(
+            !store
+                .claim_approval(&bob, "mcpr_1", "resp_2")
+                .await
+                .unwrap(),
+            "{name}"
+        );
+        // Ids are the tenant's own: another tenant's id space is apart.
+        assert!(
+            store
+                .claim_approval(&other, "mcpr_1", "resp_3")
+                .await
+                .unwrap(),
+            "{name}"
+        );
+    }
+}

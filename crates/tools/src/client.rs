@@ -48,7 +48,7 @@ struct Inner {
     call_timeout: Duration,
     max_output_bytes: usize,
     tools_cache_ttl: Duration,
-    /// Configured servers' tool lists, by name, with when they were fetched.
+    /// Configured servers' tool lists, by tenant and name, with when they were fetched.
     tools_cache: Mutex<HashMap<String, (Instant, Vec<McpListedTool>)>>,
 }
 
@@ -201,9 +201,10 @@ impl Inner {
                 headers.remove(&AUTHORIZATION);
             }
             return Ok(Endpoint {
-                key: self
-                    .pool
-                    .key(&format!("configured\0{}", server.label), &headers),
+                key: self.pool.key(
+                    &format!("{}\0configured\0{}", server.tenant, server.label),
+                    &headers,
+                ),
                 url: configured.url.clone(),
                 headers,
                 client: self.clients.trusted.clone(),
@@ -216,7 +217,11 @@ impl Inner {
         self.guard.check_url(&url).map_err(McpError::Denied)?;
         let headers = http::header_map(&server.headers)?;
         Ok(Endpoint {
-            key: self.pool.key(url.as_str(), &headers),
+            // A session is a tenant's own: a server's session state (and
+            // whatever it remembers) never crosses to another tenant.
+            key: self
+                .pool
+                .key(&format!("{}\0{}", server.tenant, url.as_str()), &headers),
             url,
             headers,
             client: self.clients.guarded.clone(),
@@ -423,7 +428,8 @@ impl McpConnector for McpClient {
         // Only configured servers are cached here: the engine keeps per-request
         // servers' lists in the conversation.
         let cacheable = server.url.is_none();
-        if cacheable && let Some(tools) = inner.cached_tools(&server.label) {
+        let cache_key = format!("{}\0{}", server.tenant, server.label);
+        if cacheable && let Some(tools) = inner.cached_tools(&cache_key) {
             tracing::debug!(tools = tools.len(), "tool list from the cache");
             return Ok(tools);
         }
@@ -442,7 +448,7 @@ impl McpConnector for McpClient {
             }
         };
         if cacheable {
-            inner.cache_tools(&server.label, &tools);
+            inner.cache_tools(&cache_key, &tools);
         }
         tracing::debug!(tools = tools.len(), "tool list fetched");
         Ok(tools)

@@ -56,6 +56,7 @@ fn by_url(url: String) -> McpServer {
         label: "test".to_owned(),
         url: Some(url),
         headers: BTreeMap::new(),
+        tenant: "default".to_owned(),
     }
 }
 
@@ -64,6 +65,7 @@ fn by_label(label: &str) -> McpServer {
         label: label.to_owned(),
         url: None,
         headers: BTreeMap::new(),
+        tenant: "default".to_owned(),
     }
 }
 
@@ -497,6 +499,14 @@ async fn configured_tool_lists_are_cached() {
         assert_eq!(mcp.list_tools(&by_label("cached")).await.unwrap().len(), 5);
     }
     assert_eq!(stats.mcp_list_tools.load(Ordering::SeqCst), 1);
+    // Another tenant gets a list (and a session) of its own.
+    let mut other = by_label("cached");
+    other.tenant = "globex".to_owned();
+    mcp.list_tools(&other).await.unwrap();
+    mcp.list_tools(&other).await.unwrap();
+    assert_eq!(stats.mcp_list_tools.load(Ordering::SeqCst), 2);
+    mcp.list_tools(&by_label("cached")).await.unwrap();
+    assert_eq!(stats.mcp_list_tools.load(Ordering::SeqCst), 2);
 
     let uncached = client(McpSettings {
         servers,
@@ -506,7 +516,7 @@ async fn configured_tool_lists_are_cached() {
     for _ in 0..2 {
         uncached.list_tools(&by_label("cached")).await.unwrap();
     }
-    assert_eq!(stats.mcp_list_tools.load(Ordering::SeqCst), 3);
+    assert_eq!(stats.mcp_list_tools.load(Ordering::SeqCst), 4);
 }
 
 #[tokio::test]

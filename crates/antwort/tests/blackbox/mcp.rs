@@ -139,6 +139,28 @@ async fn approval_then_approve_through_previous_response_id() {
         .await;
     assert_eq!(again.status, 400, "{}", again.body);
     assert_eq!(again.body["error"]["param"], "input[0]");
+    // Nor through a fork of the chain that has not seen the first answer.
+    let fork = gateway
+        .post(
+            "/v1/responses",
+            &json!({"tools": tools, "previous_response_id": first["id"], "input": [
+                {"type": "mcp_approval_response", "approval_request_id": request_id, "approve": true}]}),
+        )
+        .await;
+    assert_eq!(fork.status, 400, "{}", fork.body);
+    assert!(
+        fork.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already been answered"),
+        "{}",
+        fork.body
+    );
+    assert_eq!(
+        count(&gateway.mock_stats.mcp_tool_calls),
+        1,
+        "the call ran once"
+    );
 }
 
 #[tokio::test]
@@ -346,4 +368,27 @@ async fn a_configured_server_with_oauth_caches_its_token_and_tool_list() {
     assert_eq!(count(&stats.oauth_tokens_issued), 1, "the token is reused");
     assert_eq!(count(&stats.mcp_list_tools), 1, "the list is cached");
     assert_eq!(count(&stats.mcp_tool_calls), 2);
+}
+
+#[tokio::test]
+async fn a_tool_list_is_reused_only_for_the_same_label_at_the_same_address() {
+    let gateway = start().await;
+    let first = gateway
+        .create(json!({"tools": [calc(&gateway, never())], "input": "hi"}))
+        .await;
+    assert_eq!(count(&gateway.mock_stats.mcp_list_tools), 1);
+    // Same label, same address: the stored list is reused.
+    let same = gateway
+        .create(json!({"tools": [calc(&gateway, never())], "input": "again",
+            "previous_response_id": first["id"]}))
+        .await;
+    assert_eq!(count(&gateway.mock_stats.mcp_list_tools), 1);
+    // Same label at another address (the older SSE transport of the mock): listed anew.
+    let moved = json!({"type": "mcp", "server_label": "calc", "require_approval": "never",
+        "server_url": format!("{}/sse", gateway.mock_url)});
+    let elsewhere = gateway
+        .create(json!({"tools": [moved], "input": "and now", "previous_response_id": same["id"]}))
+        .await;
+    assert_eq!(types(&elsewhere)[0], "mcp_list_tools", "{elsewhere}");
+    assert_eq!(count(&gateway.mock_stats.mcp_list_tools), 2);
 }

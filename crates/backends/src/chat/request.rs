@@ -295,7 +295,15 @@ mod tests {
 
     fn body_for(request: &str) -> Value {
         let request = CreateResponseRequest::from_json(request.as_bytes()).unwrap();
-        let plan = plan(request, Some("m"), "resp_1".into(), 0, &[]).unwrap();
+        let plan = plan(
+            request,
+            Some("m"),
+            "resp_1".into(),
+            0,
+            &[],
+            &antwort_engine::Scope::default(),
+        )
+        .unwrap();
         serde_json::to_value(chat_request(&plan.model_request)).unwrap()
     }
 

@@ -32,7 +32,7 @@ pub struct DeclaredServer {
 
 /// The declared MCP servers of `tools`, checked: labels are unique and usable in
 /// a tool name, and every server is one this gateway can reach.
-pub fn declared_servers(tools: &[Tool]) -> Result<Vec<DeclaredServer>, ApiError> {
+pub fn declared_servers(tools: &[Tool], tenant: &str) -> Result<Vec<DeclaredServer>, ApiError> {
     let mut servers: Vec<DeclaredServer> = Vec::new();
     for (index, tool) in tools.iter().enumerate() {
         let Tool::Mcp(mcp) = tool else { continue };
@@ -54,7 +54,7 @@ pub fn declared_servers(tools: &[Tool]) -> Result<Vec<DeclaredServer>, ApiError>
             ));
         }
         servers.push(DeclaredServer {
-            server: server_of(mcp),
+            server: server_of(mcp, tenant),
             allowed: mcp.allowed_tools.clone(),
             approval: mcp
                 .require_approval
@@ -82,7 +82,7 @@ fn check_label(label: &str) -> Result<(), String> {
     }
 }
 
-fn server_of(tool: &McpTool) -> McpServer {
+fn server_of(tool: &McpTool, tenant: &str) -> McpServer {
     let mut headers = tool.headers.clone().unwrap_or_default();
     if let Some(token) = &tool.authorization {
         headers.insert("Authorization".to_owned(), format!("Bearer {token}"));
@@ -91,6 +91,7 @@ fn server_of(tool: &McpTool) -> McpServer {
         label: tool.server_label.clone(),
         url: tool.server_url.clone(),
         headers,
+        tenant: tenant.to_owned(),
     }
 }
 
@@ -185,12 +186,18 @@ fn describe(tool: &McpListedTool, server: Option<&str>) -> Option<String> {
 
 /// Fills in the tools of each declared server from the newest successful
 /// `mcp_list_tools` item of the context: a server is listed once per
-/// conversation, and its list is reused from the stored context afterwards.
+/// conversation, and its list is reused from the stored context afterwards,
+/// but only for the same label at the same address (the list's id carries the
+/// server's fingerprint): a label declared again with another `server_url` is
+/// listed anew, and so is a list this gateway did not make.
 pub fn known_tool_lists(input: &[Item], servers: &mut [DeclaredServer]) {
     for declared in servers.iter_mut().filter(|s| s.tools.is_none()) {
+        let tag = format!("_{}", declared.server.fingerprint());
         declared.tools = input.iter().rev().find_map(|item| match item {
             Item::McpListTools(list)
-                if list.server_label == declared.server.label && list.error.is_none() =>
+                if list.server_label == declared.server.label
+                    && list.error.is_none()
+                    && list.id.ends_with(&tag) =>
             {
                 Some(list.tools.clone())
             }

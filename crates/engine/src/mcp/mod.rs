@@ -24,6 +24,25 @@ pub struct McpServer {
     /// Headers the request asked to send (its `headers`, and `authorization` as a
     /// bearer token). Secrets: never logged, never stored.
     pub headers: BTreeMap<String, String>,
+    /// The tenant whose request this is: sessions and cached tool lists are
+    /// never shared across tenants.
+    pub tenant: String,
+}
+
+impl McpServer {
+    /// Which server this is, as a short tag that names no secret: a hash of its
+    /// address (per-request servers) or of its configured name.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        let what = match &self.url {
+            Some(url) => format!("url:{url}"),
+            None => format!("configured:{}", self.label),
+        };
+        sha2::Sha256::digest(what.as_bytes())[..6]
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for McpServer {

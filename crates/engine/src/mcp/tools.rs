@@ -38,8 +38,12 @@ impl ToolType for McpType {
         "mcp"
     }
 
-    fn declare(&self, tools: &[Tool]) -> Result<Option<Box<dyn ServerTool>>, ApiError> {
-        let servers = declared::declared_servers(tools)?;
+    fn declare(
+        &self,
+        tools: &[Tool],
+        scope: &crate::store::Scope,
+    ) -> Result<Option<Box<dyn ServerTool>>, ApiError> {
+        let servers = declared::declared_servers(tools, &scope.tenant)?;
         if servers.is_empty() {
             return Ok(None);
         }
@@ -174,7 +178,9 @@ impl ServerTool for McpTools {
             if declared.tools.is_some() {
                 continue;
             }
-            let id = ids::mcp_list_tools_id();
+            // The id carries which server the list is of, so that a later
+            // turn reuses it only for the same label at the same address.
+            let id = ids::mcp_list_tools_id(&declared.server.fingerprint());
             let item = Item::McpListTools(McpListToolsItem {
                 id: id.clone(),
                 server_label: declared.server.label.clone(),

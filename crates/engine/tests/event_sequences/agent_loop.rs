@@ -295,9 +295,17 @@ async fn a_call_needing_approval_ends_the_response_with_a_request() {
 /// The items of a previous response that stopped for approval, sent back as
 /// input with the client's answer.
 fn answered(approve: bool) -> Value {
+    // Listed by this gateway: the list's id names the server it lists.
+    let calc = antwort_engine::mcp::McpServer {
+        label: "calc".into(),
+        url: Some("http://calc.example/mcp".into()),
+        headers: Default::default(),
+        tenant: "default".into(),
+    };
+    let list_id = antwort_engine::ids::mcp_list_tools_id(&calc.fingerprint());
     serde_json::json!([
         {"role": "user", "content": "add 1 and 2"},
-        {"type": "mcp_list_tools", "id": "mcpl_1", "server_label": "calc", "tools": [
+        {"type": "mcp_list_tools", "id": list_id, "server_label": "calc", "tools": [
             {"name": "add", "input_schema": {"type": "object"}}]},
         {"type": "mcp_approval_request", "id": "mcpr_1", "server_label": "calc",
          "name": "add", "arguments": "{\"a\":1,\"b\":2}"},

@@ -25,7 +25,11 @@ impl ToolType for SearchType {
         "web_search"
     }
 
-    fn declare(&self, tools: &[Tool]) -> Result<Option<Box<dyn ServerTool>>, ApiError> {
+    fn declare(
+        &self,
+        tools: &[Tool],
+        _: &antwort_engine::Scope,
+    ) -> Result<Option<Box<dyn ServerTool>>, ApiError> {
         let declared = tools.iter().any(|tool| tool.kind() == "web_search");
         Ok(declared.then(|| Box::new(Search) as Box<dyn ServerTool>))
     }

@@ -15,3 +15,14 @@ CREATE TABLE api_keys (
     revoked_at BIGINT
 );
 CREATE INDEX api_keys_by_tenant ON api_keys (tenant, created_at);
+
+-- MCP approval requests an approval has answered: a second approval of the
+-- same request (through a fork of the chain, or history sent twice) is
+-- refused rather than run the call again.
+CREATE TABLE mcp_approvals (
+    tenant TEXT NOT NULL,
+    approval_request_id TEXT NOT NULL,
+    response_id TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant, approval_request_id)
+);
