@@ -15,6 +15,7 @@ mod serde_util;
 mod stored_form;
 pub mod stored_text;
 pub mod tools;
+pub mod url_text;
 pub mod web_search;
 
 pub use content::{
@@ -49,4 +50,5 @@ pub use tools::{
     FunctionTool, FunctionType, HostedTool, JsonSchemaFormat, ReasoningConfig, ReasoningEffort,
     ReasoningSummary, TextConfig, TextFormat, Tool, ToolChoice, ToolChoiceMode, ToolRef, Verbosity,
 };
+pub use url_text::redact_url;
 pub use web_search::{WebSearchAction, WebSearchCallItem, WebSearchSource, WebSearchStatus};

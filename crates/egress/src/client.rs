@@ -118,46 +118,14 @@ pub fn display_url(url: &reqwest::Url) -> String {
     redact_url(url.as_str())
 }
 
-/// [`display_url`] for a URL that may not parse (a configuration value): the
-/// one place that decides how a URL with credentials is shown.
-pub fn redact_url(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let (authority_and_path, query) = match rest.split_once(['?', '#']) {
-        Some((before, _)) => (before, true),
-        None => (rest, false),
-    };
-    let (authority, path) = match authority_and_path.find('/') {
-        Some(index) => authority_and_path.split_at(index),
-        None => (authority_and_path, ""),
-    };
-    let host = match authority.rsplit_once('@') {
-        Some((_, host)) => format!("***@{host}"),
-        None => authority.to_owned(),
-    };
-    let scheme = if scheme.is_empty() {
-        String::new()
-    } else {
-        format!("{scheme}://")
-    };
-    let query = if query { "?***" } else { "" };
-    format!("{scheme}{host}{path}{query}")
-}
+pub use antwort_api::redact_url;
 
 #[cfg(test)]
-mod redact_tests {
+mod tests {
     use super::*;
 
     #[test]
-    fn urls_lose_their_credentials_and_query() {
-        assert_eq!(
-            redact_url("http://bob:hunter2@10.0.0.5:8000/v1?key=k#f"),
-            "http://***@10.0.0.5:8000/v1?***"
-        );
-        assert_eq!(
-            redact_url("https://sk-123@api.x.com"),
-            "https://***@api.x.com"
-        );
-        assert_eq!(redact_url("http://h:8000/v1"), "http://h:8000/v1");
+    fn a_parsed_url_is_shown_without_its_credentials() {
         let parsed = reqwest::Url::parse("http://u:p@h:1/v1/chat?x=1").unwrap();
         assert_eq!(display_url(&parsed), "http://***@h:1/v1/chat?***");
     }

@@ -49,6 +49,19 @@ impl std::fmt::Debug for Plan {
     }
 }
 
+/// The tools as the response echoes (and stores) them: declared with the real
+/// address, shown without the credentials a `server_url` may carry.
+fn echoed(mut tools: Vec<Tool>) -> Vec<Tool> {
+    for tool in &mut tools {
+        if let Tool::Mcp(mcp) = tool
+            && let Some(url) = &mut mcp.server_url
+        {
+            *url = antwort_api::redact_url(url);
+        }
+    }
+    tools
+}
+
 /// Builds the plan for `request`, using `default_model` when it names none.
 pub fn plan(
     mut request: CreateResponseRequest,
@@ -110,6 +123,7 @@ pub fn plan(
     for kind in types {
         server_tools.extend(kind.declare(&tools, scope)?);
     }
+
     // Hosted tool types no registered tool type runs are not offered.
     let skipped_tools: Vec<String> = tools
         .iter()
@@ -182,7 +196,7 @@ pub fn plan(
         instructions: request.instructions,
         output: Vec::new(),
         error: None,
-        tools,
+        tools: echoed(tools),
         tool_choice: tool_choice.clone(),
         truncation: request.truncation.unwrap_or_default(),
         parallel_tool_calls: request.parallel_tool_calls.unwrap_or(true),

@@ -26,6 +26,7 @@ mod jwt;
 mod mcp;
 mod operations;
 mod property;
+mod secrets;
 mod security;
 mod storage;
 mod streaming;

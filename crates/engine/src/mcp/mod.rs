@@ -50,7 +50,7 @@ impl std::fmt::Debug for McpServer {
         // Header values carry tokens; only their names may appear in logs.
         f.debug_struct("McpServer")
             .field("label", &self.label)
-            .field("url", &self.url)
+            .field("url", &self.url.as_deref().map(antwort_api::redact_url))
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .finish()
     }
