@@ -213,6 +213,10 @@ pub struct ServerSection {
     /// A keep-alive connection idle this long between requests is closed.
     #[serde(deserialize_with = "duration")]
     pub idle_timeout: Duration,
+    /// Items one request's `input` (or a conversation's `items`) may hold.
+    pub max_input_items: usize,
+    /// Entries one request's `tools` may hold.
+    pub max_tools: usize,
 }
 
 impl Default for ServerSection {
@@ -226,6 +230,8 @@ impl Default for ServerSection {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(75),
+            max_input_items: 2048,
+            max_tools: 128,
         }
     }
 }
@@ -542,8 +548,14 @@ impl Config {
                 return invalid("storage.max_conns must be greater than 0".into());
             }
         }
-        if self.server.max_body_bytes == 0 {
-            return invalid("server.max_body_bytes must be greater than 0".into());
+        if self.server.max_body_bytes == 0
+            || self.server.max_input_items == 0
+            || self.server.max_tools == 0
+        {
+            return invalid(
+                "server.max_body_bytes, max_input_items and max_tools must be greater than 0"
+                    .into(),
+            );
         }
         if self.server.header_read_timeout.is_zero()
             || self.server.body_read_timeout.is_zero()

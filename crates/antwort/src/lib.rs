@@ -198,6 +198,10 @@ pub async fn serve(
             max_body_bytes: config.server.max_body_bytes,
             keepalive_interval: config.server.keepalive_interval,
             body_read_timeout: config.server.body_read_timeout,
+            limits: antwort_server::RequestLimits {
+                max_input_items: config.server.max_input_items,
+                max_tools: config.server.max_tools,
+            },
         },
         Arc::new(auth),
     );

@@ -4,17 +4,17 @@
 
 use antwort_api::{
     AddConversationItemsRequest, ApiError, CompactRequest, CreateConversationRequest,
-    CreateResponseRequest, ErrorCode, UpdateConversationRequest, check_text, parse_json,
+    CreateResponseRequest, ErrorCode, Input, UpdateConversationRequest, check_text, parse_json,
 };
 use antwort_auth::{AuditEvent, Identity, Permission};
 use antwort_engine::{ClientHints, Reach, Scope};
 use axum::extract::{FromRequest, FromRequestParts, Path, RawPathParams, Request};
 use axum::http::request::Parts;
 
-use crate::AppState;
 use crate::access::RequestOrigin;
 use crate::body::read_body;
 use crate::error::HttpError;
+use crate::{AppState, RequestLimits};
 
 /// The caller of a request: the identity the access guard established, the
 /// [`Scope`] its stored objects live in, where it came from (for the audit
@@ -90,17 +90,59 @@ impl FromRequestParts<AppState> for Caller {
 /// A request body type, parsed (and checked) from JSON at the edge.
 pub trait RequestBody: Sized {
     fn parse(body: &[u8]) -> Result<Self, ApiError>;
+
+    /// Checks what the body asks for against the server's limits.
+    fn check_limits(&self, _limits: &RequestLimits) -> Result<(), ApiError> {
+        Ok(())
+    }
+}
+
+fn check_items(param: &str, input: Option<&Input>, limits: &RequestLimits) -> Result<(), ApiError> {
+    if let Some(Input::Items(items)) = input
+        && items.len() > limits.max_input_items
+    {
+        return Err(ApiError::invalid(
+            param,
+            format!(
+                "{param} holds {} items; this server takes at most {} (server.max_input_items)",
+                items.len(),
+                limits.max_input_items
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl RequestBody for CreateResponseRequest {
     fn parse(body: &[u8]) -> Result<Self, ApiError> {
         CreateResponseRequest::from_json(body)
     }
+
+    fn check_limits(&self, limits: &RequestLimits) -> Result<(), ApiError> {
+        check_items("input", self.input.as_ref(), limits)?;
+        if let Some(tools) = &self.tools
+            && tools.len() > limits.max_tools
+        {
+            return Err(ApiError::invalid(
+                "tools",
+                format!(
+                    "tools holds {} entries; this server takes at most {} (server.max_tools)",
+                    tools.len(),
+                    limits.max_tools
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl RequestBody for CompactRequest {
     fn parse(body: &[u8]) -> Result<Self, ApiError> {
         CompactRequest::from_json(body)
+    }
+
+    fn check_limits(&self, limits: &RequestLimits) -> Result<(), ApiError> {
+        check_items("input", self.input.as_ref(), limits)
     }
 }
 
@@ -111,6 +153,10 @@ impl RequestBody for CreateConversationRequest {
             return parse_json(b"{}");
         }
         parse_json(body)
+    }
+
+    fn check_limits(&self, limits: &RequestLimits) -> Result<(), ApiError> {
+        check_items("items", self.items.as_ref(), limits)
     }
 }
 
@@ -123,6 +169,10 @@ impl RequestBody for UpdateConversationRequest {
 impl RequestBody for AddConversationItemsRequest {
     fn parse(body: &[u8]) -> Result<Self, ApiError> {
         parse_json(body)
+    }
+
+    fn check_limits(&self, limits: &RequestLimits) -> Result<(), ApiError> {
+        check_items("items", Some(&self.items), limits)
     }
 }
 
@@ -141,7 +191,9 @@ impl<T: RequestBody> FromRequest<AppState> for JsonBody<T> {
             config.body_read_timeout,
         )
         .await?;
-        Ok(Self(T::parse(&body)?))
+        let parsed = T::parse(&body)?;
+        parsed.check_limits(&config.limits)?;
+        Ok(Self(parsed))
     }
 }
 

@@ -48,6 +48,17 @@ pub struct ServerConfig {
     pub keepalive_interval: Duration,
     /// A request body must arrive within this.
     pub body_read_timeout: Duration,
+    /// What one request body may hold.
+    pub limits: RequestLimits,
+}
+
+/// What one request may ask for, past the size of its body.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// Items in `input` (or a conversation's `items`).
+    pub max_input_items: usize,
+    /// Entries in `tools`.
+    pub max_tools: usize,
 }
 
 #[derive(Clone)]

@@ -355,3 +355,41 @@ async fn a_client_that_stops_reading_its_stream_is_let_go() {
         received.len()
     );
 }
+
+#[tokio::test]
+async fn requests_past_the_item_and_tool_limits_are_a_400_before_anything_runs() {
+    let gateway = start_with(|config| {
+        config.server.max_input_items = 3;
+        config.server.max_tools = 2;
+    })
+    .await;
+    let message = json!({"type": "message", "role": "user", "content": "hi"});
+    let function = json!({"type": "function", "name": "f", "parameters": {"type": "object"}});
+    let items = gateway
+        .post("/v1/responses", &json!({"input": vec![message.clone(); 4]}))
+        .await;
+    assert_400(&items, "input", "four items");
+    let tools = gateway
+        .post(
+            "/v1/responses",
+            &json!({"input": "hi", "tools": vec![function.clone(); 3]}),
+        )
+        .await;
+    assert_400(&tools, "tools", "three tools");
+    let conversation = gateway
+        .post(
+            "/v1/conversations",
+            &json!({"items": vec![message.clone(); 4]}),
+        )
+        .await;
+    assert_400(&conversation, "items", "a conversation of four");
+    assert_eq!(gateway.mock_stats.requests.load(Ordering::SeqCst), 0);
+    // At the limits, all is well.
+    let at = gateway
+        .post(
+            "/v1/responses",
+            &json!({"input": vec![message; 3], "tools": vec![function; 2]}),
+        )
+        .await;
+    assert_eq!(at.status, 200, "{}", at.body);
+}
