@@ -217,6 +217,19 @@ pub struct ServerSection {
     pub max_input_items: usize,
     /// Entries one request's `tools` may hold.
     pub max_tools: usize,
+    /// TLS on the listener; plain HTTP when unset.
+    pub tls: Option<TlsSection>,
+    /// Origins browsers may call from; CORS is off when empty.
+    pub cors_allowed_origins: Vec<String>,
+}
+
+/// `server.tls`: PEM files of the certificate chain and its private key.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    pub cert_file: String,
+    pub key_file: String,
 }
 
 impl Default for ServerSection {
@@ -232,6 +245,8 @@ impl Default for ServerSection {
             idle_timeout: Duration::from_secs(75),
             max_input_items: 2048,
             max_tools: 128,
+            tls: None,
+            cors_allowed_origins: Vec::new(),
         }
     }
 }
@@ -438,6 +453,33 @@ impl Config {
         }
         if let Some(v) = get("ANTWORT_IDLE_TIMEOUT") {
             self.server.idle_timeout = duration("ANTWORT_IDLE_TIMEOUT", v)?;
+        }
+        match (get("ANTWORT_TLS_CERT_FILE"), get("ANTWORT_TLS_KEY_FILE")) {
+            (Some(cert_file), Some(key_file)) => {
+                self.server.tls = Some(TlsSection {
+                    cert_file,
+                    key_file,
+                });
+            }
+            (None, None) => {}
+            (cert, _) => {
+                return Err(ConfigError::Env {
+                    name: if cert.is_some() {
+                        "ANTWORT_TLS_KEY_FILE"
+                    } else {
+                        "ANTWORT_TLS_CERT_FILE"
+                    },
+                    value: String::new(),
+                    message: "ANTWORT_TLS_CERT_FILE and ANTWORT_TLS_KEY_FILE go together".into(),
+                });
+            }
+        }
+        if let Some(v) = get("ANTWORT_CORS_ALLOWED_ORIGINS") {
+            self.server.cors_allowed_origins = v
+                .split(',')
+                .map(|origin| origin.trim().to_owned())
+                .filter(|origin| !origin.is_empty())
+                .collect();
         }
         if let Some(v) = get("ANTWORT_BODY_READ_TIMEOUT") {
             self.server.body_read_timeout = duration("ANTWORT_BODY_READ_TIMEOUT", v)?;

@@ -202,6 +202,7 @@ pub async fn serve(
                 max_input_items: config.server.max_input_items,
                 max_tools: config.server.max_tools,
             },
+            cors_allowed_origins: config.server.cors_allowed_origins.clone(),
         },
         Arc::new(auth),
     );
@@ -217,7 +218,19 @@ pub async fn serve(
             .idle_timeout
             .max(3 * config.server.keepalive_interval),
     };
-    let server = antwort_server::serve(listener, app, limits, async move {
+    let tls = match &config.server.tls {
+        Some(tls) => {
+            let read = |path: &str| {
+                std::fs::read(path).with_context(|| format!("cannot read server.tls file {path}"))
+            };
+            let acceptor =
+                antwort_server::tls_acceptor(&read(&tls.cert_file)?, &read(&tls.key_file)?)
+                    .map_err(|e| anyhow::anyhow!("server.tls: {e}"))?;
+            Some(acceptor)
+        }
+        None => None,
+    };
+    let server = antwort_server::serve(listener, app, limits, tls, async move {
         shutdown.await;
         let _ = stop_tx.send(());
     });

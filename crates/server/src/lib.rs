@@ -31,7 +31,8 @@ use tower_http::trace::TraceLayer;
 
 pub use error::HttpError;
 pub use routes::responses::SKIPPED_TOOLS_HEADER;
-pub use serve::{ConnectionLimits, serve};
+pub use serve::{ConnectionLimits, serve, tls_acceptor};
+pub use tokio_rustls::TlsAcceptor;
 
 /// The query string of `GET /v1/responses`, as that route reads it (for the
 /// fuzz target that checks every accepted query against a store).
@@ -50,6 +51,8 @@ pub struct ServerConfig {
     pub body_read_timeout: Duration,
     /// What one request body may hold.
     pub limits: RequestLimits,
+    /// Origins browsers may call from (`*` for any); CORS is off when empty.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// What one request may ask for, past the size of its body.
@@ -85,6 +88,7 @@ pub fn app(
 + Send
 + Sync
 + 'static {
+    let cors = cors_layer(&config.cors_allowed_origins);
     let state = AppState {
         engine,
         config,
@@ -106,11 +110,52 @@ pub fn app(
         .layer(trace)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(axum::middleware::map_response(error::in_openai_shape))
+        // Outside the guard: a browser's preflight carries no credential.
+        .option_layer(cors)
         .layer(axum::middleware::from_fn_with_state(
             Gate { auth, rules },
             access::guard,
         ))
         .service(router)
+}
+
+/// CORS for the configured origins; `None` (no CORS headers at all, so
+/// browsers refuse cross-origin calls) when there are none.
+fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{HeaderValue, Method, header};
+    use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|origin| origin == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|origin| HeaderValue::from_str(origin).ok()),
+        )
+    };
+    let exposed = [
+        "x-request-id",
+        "retry-after",
+        "x-ratelimit-limit-requests",
+        "x-ratelimit-remaining-requests",
+        "x-ratelimit-reset-requests",
+        "x-ratelimit-limit-tokens",
+        "x-ratelimit-remaining-tokens",
+        "x-ratelimit-reset-tokens",
+    ]
+    .map(HeaderName::from_static);
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+            .allow_headers(AllowHeaders::mirror_request())
+            .expose_headers(exposed)
+            .vary([header::ORIGIN])
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 /// Every route, each with the access it needs ([`access::RouteTable`]).

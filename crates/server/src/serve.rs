@@ -6,8 +6,8 @@
 //! Here each connection has a watchdog ([`crate::watch`]): a request head must
 //! arrive within `header_read_timeout`, and a keep-alive connection may be idle
 //! for `idle_timeout`, two clocks that hyper's own header timeout would merge
-//! into one. Connections are served with upgrades (WebSocket), and shut down
-//! gracefully.
+//! into one. Connections are served with upgrades (WebSocket), over TLS when
+//! configured (rustls on *ring*), and shut down gracefully.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -24,6 +24,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::{Service, ServiceExt};
+
+use tokio_rustls::TlsAcceptor;
 
 use crate::watch::{Watch, Watched};
 
@@ -43,11 +45,13 @@ pub struct ConnectionLimits {
 
 /// Serves `app` on `listener` until `shutdown` resolves; then stops accepting,
 /// lets every open connection finish its requests (idle ones close at once), and
-/// returns when they all have. The caller bounds that wait.
+/// returns when they all have. The caller bounds that wait. With `tls`, every
+/// connection speaks TLS first (its handshake is held to the header clock).
 pub async fn serve<S>(
     listener: TcpListener,
     app: S,
     limits: ConnectionLimits,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send,
 ) where
     S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
@@ -61,6 +65,7 @@ pub async fn serve<S>(
         .timer(TokioTimer::new())
         .header_read_timeout(None);
     builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -85,13 +90,65 @@ pub async fn serve<S>(
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
         }
+        let connection = Connection {
+            builder: builder.clone(),
+            app: app.clone(),
+            limits,
+            peer,
+            graceful: graceful.watcher(),
+        };
+        let tls = tls.clone();
+        antwort_engine::tasks::spawn(async move {
+            match tls {
+                None => connection.serve(tcp).await,
+                Some(acceptor) => {
+                    // A handshake that does not finish in time holds nothing.
+                    match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(tcp))
+                        .await
+                    {
+                        Ok(Ok(stream)) => connection.serve(stream).await,
+                        Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                }
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// What serving one accepted connection needs.
+struct Connection<S> {
+    builder: Arc<Builder<TokioExecutor>>,
+    app: S,
+    limits: ConnectionLimits,
+    peer: std::net::SocketAddr,
+    graceful: hyper_util::server::graceful::Watcher,
+}
+
+impl<S> Connection<S>
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    async fn serve<I>(self, io: I)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Self {
+            builder,
+            app,
+            limits,
+            peer,
+            graceful,
+        } = self;
         let watch = Watch::new(
             limits.header_read_timeout,
             limits.idle_timeout,
             limits.stall_timeout,
         );
         let requests = Arc::clone(&watch);
-        let app = app.clone();
         let service = TowerToHyperService::new(tower::service_fn(
             move |mut request: Request<hyper::body::Incoming>| {
                 // The source address, for the audit log.
@@ -115,23 +172,42 @@ pub async fn serve<S>(
             },
         ));
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(Watched::new(tcp, watch.clone())), service)
+            .serve_connection_with_upgrades(TokioIo::new(Watched::new(io, watch.clone())), service)
             .into_owned();
         let connection = graceful.watch(connection);
-        antwort_engine::tasks::spawn(async move {
-            tokio::select! {
-                served = connection => {
-                    if let Err(error) = served {
-                        tracing::debug!(%error, "connection ended with an error");
-                    }
-                }
-                // Dropping the connection closes it.
-                overdue = watch.overdue() => {
-                    tracing::debug!(?overdue, "connection closed by its watchdog");
+        tokio::select! {
+            served = connection => {
+                if let Err(error) = served {
+                    tracing::debug!(%error, "connection ended with an error");
                 }
             }
-        });
+            // Dropping the connection closes it.
+            overdue = watch.overdue() => {
+                tracing::debug!(?overdue, "connection closed by its watchdog");
+            }
+        }
     }
-    drop(listener);
-    graceful.shutdown().await;
+}
+
+/// The TLS side of a listener, from a PEM certificate chain and private key.
+pub fn tls_acceptor(cert_pem: &[u8], key_pem: &[u8]) -> Result<TlsAcceptor, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("the certificate file is not PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("the certificate file holds no certificate".to_owned());
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| format!("the key file holds no PEM private key: {e}"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("the certificate and key do not make a TLS identity: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
 }

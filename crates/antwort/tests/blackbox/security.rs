@@ -748,3 +748,84 @@ async fn the_keys_command_creates_lists_and_revokes_keys_a_gateway_honours() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+#[tokio::test]
+async fn tls_is_served_when_configured() {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let gateway = start_with(|config| {
+        config.server.tls = Some(antwort::config::TlsSection {
+            cert_file: format!("{fixtures}/tls-test.crt"),
+            key_file: format!("{fixtures}/tls-test.key"),
+        });
+    })
+    .await;
+    let certificate = reqwest::Certificate::from_pem(
+        &std::fs::read(format!("{fixtures}/tls-test-ca.crt")).unwrap(),
+    )
+    .unwrap();
+    let tls_client = antwort_egress::client_builder(Duration::from_secs(5))
+        .add_root_certificate(certificate)
+        .build()
+        .unwrap();
+    let https = gateway.url.replace("http://", "https://");
+    let answer = tls_client
+        .get(format!("{https}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    // Plain HTTP on a TLS port gets no answer.
+    assert!(
+        crate::harness::client()
+            .get(format!("{}/healthz", gateway.url))
+            .send()
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn cors_is_off_unless_origins_are_configured() {
+    let preflight = |url: String, origin: &'static str| async move {
+        crate::harness::client()
+            .request(Method::OPTIONS, format!("{url}/v1/responses"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type",
+            )
+            .send()
+            .await
+            .unwrap()
+    };
+    let closed = start_with(keys).await;
+    let answer = preflight(closed.url.clone(), "https://app.example").await;
+    assert!(!answer.headers().contains_key("access-control-allow-origin"));
+
+    let open = start_with(|config| {
+        keys(config);
+        config.server.cors_allowed_origins = vec!["https://app.example".into()];
+    })
+    .await;
+    let allowed = preflight(open.url.clone(), "https://app.example").await;
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let other = preflight(open.url.clone(), "https://evil.example").await;
+    assert!(!other.headers().contains_key("access-control-allow-origin"));
+    // The request itself still needs its credential.
+    let request = crate::harness::client()
+        .get(format!("{}/v1/responses", open.url))
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(request.status(), 401);
+    assert_eq!(
+        request.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+}
