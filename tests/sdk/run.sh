@@ -20,6 +20,8 @@ free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 MOCK_PORT="$(free_port)"
 GW_PORT="$(free_port)"
 while [ "$GW_PORT" = "$MOCK_PORT" ]; do GW_PORT="$(free_port)"; done
+LIMITED_PORT="$(free_port)"
+while [ "$LIMITED_PORT" = "$MOCK_PORT" ] || [ "$LIMITED_PORT" = "$GW_PORT" ]; do LIMITED_PORT="$(free_port)"; done
 
 pids=()
 cleanup() {
@@ -35,20 +37,31 @@ show_logs() {
   tail -n "${1:-+1}" "$LOGS/mock.log" >&2
   echo "--- antwort log (port $GW_PORT)" >&2
   tail -n "${1:-+1}" "$LOGS/antwort.log" >&2
+  echo "--- rate-limited antwort log (port $LIMITED_PORT)" >&2
+  tail -n "${1:-+1}" "$LOGS/limited.log" >&2
 }
 
+# The suites authenticate as the SDKs do, with a bearer key: the gateway
+# requires one. `test-reader-key` may only read; the second gateway allows two
+# requests a minute per key, for the rate-limit tests.
+KEYS='[{"key": "test-key", "subject": "sdk", "tenant_id": "sdk"},
+       {"key": "test-reader-key", "subject": "sdk", "tenant_id": "sdk", "scopes": ["responses:read", "conversations:read"]}]'
+printf 'auth:\n  rate_limits:\n    per_key:\n      requests_per_minute: 2\n' >"$LOGS/limited.yaml"
 "$ANTWORT_MOCK_BIN" --listen "127.0.0.1:$MOCK_PORT" >"$LOGS/mock.log" 2>&1 &
 pids+=($!)
-ANTWORT_STORAGE="$SDK_STORAGE" ANTWORT_STORAGE_DSN="$SDK_STORAGE_DSN" ANTWORT_BACKEND_URL="http://127.0.0.1:$MOCK_PORT" ANTWORT_MODEL=mock-model ANTWORT_KEEPALIVE_INTERVAL=200ms ANTWORT_MCP_ALLOW_LOOPBACK=true \
+ANTWORT_API_KEYS="$KEYS" ANTWORT_AUDIT_OUTPUT=none ANTWORT_STORAGE="$SDK_STORAGE" ANTWORT_STORAGE_DSN="$SDK_STORAGE_DSN" ANTWORT_BACKEND_URL="http://127.0.0.1:$MOCK_PORT" ANTWORT_MODEL=mock-model ANTWORT_KEEPALIVE_INTERVAL=200ms ANTWORT_MCP_ALLOW_LOOPBACK=true \
   "$ANTWORT_BIN" serve --listen "127.0.0.1:$GW_PORT" >"$LOGS/antwort.log" 2>&1 &
+pids+=($!)
+ANTWORT_CONFIG="$LOGS/limited.yaml" ANTWORT_API_KEYS="$KEYS" ANTWORT_AUDIT_OUTPUT=none ANTWORT_STORAGE=memory ANTWORT_BACKEND_URL="http://127.0.0.1:$MOCK_PORT" ANTWORT_MODEL=mock-model \
+  "$ANTWORT_BIN" serve --listen "127.0.0.1:$LIMITED_PORT" >"$LOGS/limited.log" 2>&1 &
 pids+=($!)
 
 # Up to 30 s for GET /healthz to answer 200; give up at once if a server exits.
 healthy() {
-  python3 - "http://127.0.0.1:$GW_PORT/healthz" <<'EOF'
+  python3 - "http://127.0.0.1:$GW_PORT/healthz" "http://127.0.0.1:$LIMITED_PORT/healthz" <<'EOF'
 import sys, urllib.request
 try:
-    sys.exit(0 if urllib.request.urlopen(sys.argv[1], timeout=1).status == 200 else 1)
+    sys.exit(0 if all(urllib.request.urlopen(url, timeout=1).status == 200 for url in sys.argv[1:]) else 1)
 except Exception:
     sys.exit(1)
 EOF
@@ -72,6 +85,7 @@ done
 
 export OPENAI_BASE_URL="http://127.0.0.1:$GW_PORT/v1"
 export OPENAI_API_KEY="test-key"
+export ANTWORT_LIMITED_URL="http://127.0.0.1:$LIMITED_PORT/v1"
 export ANTWORT_URL="http://127.0.0.1:$GW_PORT"
 export MOCK_URL="http://127.0.0.1:$MOCK_PORT"
 export PYTHONDONTWRITEBYTECODE=1
