@@ -10,17 +10,25 @@ use antwort_auth::{
     Permissions, RateLimits, RoleScopes, RuntimeKeys,
 };
 use antwort_engine::KeyStore;
+use antwort_store::SqlStore;
 use anyhow::Context;
 
 use crate::config::{self, AuthKind, Config};
 
-/// The authentication `config` asks for, keys created at run time read from `keys`.
-pub async fn build_auth(config: &Config, keys: Arc<dyn KeyStore>) -> anyhow::Result<Auth> {
+/// The authentication `config` asks for, on `store`: the keys created at run
+/// time, and (on PostgreSQL, which replicas share) the rate-limit counters.
+pub async fn build_auth(config: &Config, store: Arc<SqlStore>) -> anyhow::Result<Auth> {
     let section = &config.auth;
-    let limits = RateLimits::new(
+    let (per_key, per_tenant) = (
         limit(&section.rate_limits.per_key),
         limit(&section.rate_limits.per_tenant),
     );
+    let limits = if config.storage.kind == config::StorageKind::Postgres {
+        RateLimits::shared(per_key, per_tenant, store.clone())
+    } else {
+        RateLimits::new(per_key, per_tenant)
+    };
+    let keys: Arc<dyn KeyStore> = store;
     let audit = audit_log(&section.audit)?;
     let kind = match section.effective_kind() {
         None => {

@@ -52,7 +52,10 @@ impl Identity {
     pub fn limit_key(&self) -> String {
         match &self.credential {
             Credential::ApiKey { key_id } => format!("key:{key_id}"),
-            Credential::Jwt { .. } => format!("sub:{}\u{0}{}", self.tenant, self.subject),
+            // The tenant's length keeps `a:b` + `c` apart from `a` + `b:c`.
+            Credential::Jwt { .. } => {
+                format!("sub:{}:{}:{}", self.tenant.len(), self.tenant, self.subject)
+            }
             Credential::Anonymous => "anonymous".to_owned(),
         }
     }

@@ -1,7 +1,9 @@
 //! Rate limits per key and per tenant: requests per minute, tokens per minute
 //! (counted from each response's usage once it is known) and concurrent
-//! streams. Requests and tokens are GCRA buckets from `governor`, in process;
-//! streams are a count per key released when the stream ends.
+//! streams. Requests and tokens are GCRA buckets from `governor` in process,
+//! or one-minute windows in the database that replicas share
+//! ([`shared`]); streams are a count per key (per replica) released when the
+//! stream ends.
 //!
 //! Tokens are charged after the fact, so a request is admitted while any token
 //! is left and its whole usage is then taken, down to an empty bucket (never
@@ -13,11 +15,15 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use antwort_engine::store::RateWindowStore;
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::identity::Identity;
+
+mod shared;
+use shared::SharedMeter;
 
 /// One level's limits (`auth.rate_limits.per_key` / `.per_tenant`); `None` is unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -74,20 +80,76 @@ pub struct Refusal {
     pub tokens: Option<BucketState>,
 }
 
+/// One limit's counter: in process, or in the shared store.
+enum Meter {
+    Local(Bucket),
+    Shared(SharedMeter),
+}
+
+impl Meter {
+    fn new(
+        per_minute: Option<u32>,
+        shared: Option<&Arc<dyn RateWindowStore>>,
+        kind: &'static str,
+    ) -> Option<Self> {
+        let limit = per_minute.filter(|n| *n > 0)?;
+        Some(match shared {
+            Some(store) => Meter::Shared(SharedMeter {
+                store: store.clone(),
+                limit,
+                kind,
+            }),
+            None => Meter::Local(bucket(Some(limit))?),
+        })
+    }
+
+    /// Takes one (requests), or checks that anything is left (tokens, whose
+    /// cost is known later).
+    async fn admit(
+        &self,
+        key: &String,
+        peek: bool,
+    ) -> Result<BucketState, (BucketState, Duration)> {
+        match self {
+            // A GCRA bucket cannot be read without taking: a peek takes one.
+            Meter::Local(bucket) => take(bucket, key, 1),
+            Meter::Shared(meter) => meter.take(key, if peek { 0 } else { 1 }).await,
+        }
+    }
+
+    fn charge(&self, key: &String, tokens: u64) {
+        match self {
+            Meter::Local(bucket) => charge_bucket(bucket, key, tokens),
+            Meter::Shared(meter) => meter.charge(key, tokens),
+        }
+    }
+
+    fn housekeeping(&self) {
+        match self {
+            Meter::Local(bucket) => bucket.retain_recent(),
+            Meter::Shared(meter) => meter.prune(),
+        }
+    }
+}
+
 struct Level {
     name: &'static str,
-    requests: Option<Bucket>,
-    tokens: Option<Bucket>,
+    requests: Option<Meter>,
+    tokens: Option<Meter>,
     max_streams: Option<u32>,
     streams: OpenStreams,
 }
 
 impl Level {
-    fn new(name: &'static str, settings: LimitSettings) -> Self {
+    fn new(
+        name: &'static str,
+        settings: LimitSettings,
+        shared: Option<&Arc<dyn RateWindowStore>>,
+    ) -> Self {
         Self {
             name,
-            requests: bucket(settings.requests_per_minute),
-            tokens: bucket(settings.tokens_per_minute),
+            requests: Meter::new(settings.requests_per_minute, shared, "requests"),
+            tokens: Meter::new(settings.tokens_per_minute, shared, "tokens"),
             max_streams: settings.concurrent_streams,
             streams: Arc::new(Mutex::new(HashMap::new())),
         }
@@ -105,9 +167,30 @@ pub struct RateLimits {
 const RETAIN_EVERY: u64 = 4096;
 
 impl RateLimits {
+    /// Limits counted in this process.
     pub fn new(per_key: LimitSettings, per_tenant: LimitSettings) -> Self {
+        Self::build(per_key, per_tenant, None)
+    }
+
+    /// Limits counted in `store`, shared with every replica that uses it.
+    pub fn shared(
+        per_key: LimitSettings,
+        per_tenant: LimitSettings,
+        store: Arc<dyn RateWindowStore>,
+    ) -> Self {
+        Self::build(per_key, per_tenant, Some(&store))
+    }
+
+    fn build(
+        per_key: LimitSettings,
+        per_tenant: LimitSettings,
+        shared: Option<&Arc<dyn RateWindowStore>>,
+    ) -> Self {
         Self {
-            levels: [Level::new("key", per_key), Level::new("tenant", per_tenant)],
+            levels: [
+                Level::new("key", per_key, shared),
+                Level::new("tenant", per_tenant, shared),
+            ],
             checks: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -122,7 +205,7 @@ impl RateLimits {
     /// Admits a request (taking one from each request bucket), or says which
     /// limit refuses it and for how long. A stream asks for its slot apart
     /// ([`Self::stream_slot`]): whether a request streams is in its body.
-    pub fn admit(&self, identity: &Identity) -> Result<Admission, Refusal> {
+    pub async fn admit(&self, identity: &Identity) -> Result<Admission, Refusal> {
         self.housekeeping();
         let mut admission = Admission::default();
         for level in &self.levels {
@@ -134,8 +217,8 @@ impl RateLimits {
                 requests: admission.requests,
                 tokens: admission.tokens,
             };
-            if let Some(bucket) = &level.requests {
-                match take(bucket, &key, 1) {
+            if let Some(meter) = &level.requests {
+                match meter.admit(&key, false).await {
                     Ok(state) => admission.requests = tighter(admission.requests, state),
                     Err((state, wait)) => {
                         admission.requests = Some(state);
@@ -143,9 +226,9 @@ impl RateLimits {
                     }
                 }
             }
-            if let Some(bucket) = &level.tokens {
+            if let Some(meter) = &level.tokens {
                 // Admitted while a token is left; the usage is charged later.
-                match take(bucket, &key, 1) {
+                match meter.admit(&key, true).await {
                     Ok(state) => admission.tokens = tighter(admission.tokens, state),
                     Err((state, wait)) => {
                         admission.tokens = Some(state);
@@ -188,22 +271,8 @@ impl RateLimits {
     /// Charges a finished response's tokens to the token buckets.
     pub fn charge_tokens(&self, identity: &Identity, tokens: u64) {
         for level in &self.levels {
-            let Some(bucket) = &level.tokens else {
-                continue;
-            };
-            let key = Self::key(level, identity);
-            // One token was taken at admission. Take the rest in the largest
-            // pieces that fit, down to an empty bucket.
-            let mut left = tokens.saturating_sub(1);
-            let mut n = u32::try_from(left).unwrap_or(u32::MAX);
-            while let Some(cells) = NonZeroU32::new(n) {
-                match bucket.check_key_n(&key, cells) {
-                    Ok(Ok(_)) => {
-                        left -= u64::from(n);
-                        n = n.min(u32::try_from(left).unwrap_or(u32::MAX));
-                    }
-                    _ => n /= 2,
-                }
+            if let Some(meter) = &level.tokens {
+                meter.charge(&Self::key(level, identity), tokens);
             }
         }
     }
@@ -220,10 +289,26 @@ impl RateLimits {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if n % RETAIN_EVERY == RETAIN_EVERY - 1 {
             for level in &self.levels {
-                for bucket in [&level.requests, &level.tokens].into_iter().flatten() {
-                    bucket.retain_recent();
+                for meter in [&level.requests, &level.tokens].into_iter().flatten() {
+                    meter.housekeeping();
                 }
             }
+        }
+    }
+}
+
+/// Charges `tokens` to a local bucket: one was taken at admission, the rest
+/// in the largest pieces that fit, down to an empty bucket.
+fn charge_bucket(bucket: &Bucket, key: &String, tokens: u64) {
+    let mut left = tokens.saturating_sub(1);
+    let mut n = u32::try_from(left).unwrap_or(u32::MAX);
+    while let Some(cells) = NonZeroU32::new(n) {
+        match bucket.check_key_n(key, cells) {
+            Ok(Ok(_)) => {
+                left -= u64::from(n);
+                n = n.min(u32::try_from(left).unwrap_or(u32::MAX));
+            }
+            _ => n /= 2,
         }
     }
 }
@@ -326,8 +411,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn requests_past_the_per_minute_limit_are_refused_with_a_wait() {
+    #[tokio::test]
+    async fn requests_past_the_per_minute_limit_are_refused_with_a_wait() {
         let limits = RateLimits::new(
             LimitSettings {
                 requests_per_minute: Some(2),
@@ -336,18 +421,18 @@ mod tests {
             LimitSettings::default(),
         );
         let alice = identity("a", "t");
-        let first = limits.admit(&alice).unwrap();
+        let first = limits.admit(&alice).await.unwrap();
         assert_eq!(first.requests.unwrap().remaining, 1);
-        limits.admit(&alice).unwrap();
-        let refused = limits.admit(&alice).unwrap_err();
+        limits.admit(&alice).await.unwrap();
+        let refused = limits.admit(&alice).await.unwrap_err();
         assert_eq!((refused.limit, refused.level), ("requests", "key"));
         assert!(refused.retry_after > Duration::from_secs(20), "{refused:?}");
         // Another key of the same tenant has its own bucket.
-        limits.admit(&identity("b", "t")).unwrap();
+        limits.admit(&identity("b", "t")).await.unwrap();
     }
 
-    #[test]
-    fn the_tenant_limit_counts_every_key_of_the_tenant() {
+    #[tokio::test]
+    async fn the_tenant_limit_counts_every_key_of_the_tenant() {
         let limits = RateLimits::new(
             LimitSettings::default(),
             LimitSettings {
@@ -355,14 +440,14 @@ mod tests {
                 ..LimitSettings::default()
             },
         );
-        limits.admit(&identity("a", "t")).unwrap();
-        let refused = limits.admit(&identity("b", "t")).unwrap_err();
+        limits.admit(&identity("a", "t")).await.unwrap();
+        let refused = limits.admit(&identity("b", "t")).await.unwrap_err();
         assert_eq!(refused.level, "tenant");
-        limits.admit(&identity("c", "other")).unwrap();
+        limits.admit(&identity("c", "other")).await.unwrap();
     }
 
-    #[test]
-    fn used_tokens_empty_the_bucket_and_the_next_request_waits() {
+    #[tokio::test]
+    async fn used_tokens_empty_the_bucket_and_the_next_request_waits() {
         let limits = RateLimits::new(
             LimitSettings {
                 tokens_per_minute: Some(100),
@@ -371,15 +456,15 @@ mod tests {
             LimitSettings::default(),
         );
         let alice = identity("a", "t");
-        limits.admit(&alice).unwrap();
+        limits.admit(&alice).await.unwrap();
         limits.charge_tokens(&alice, 5000);
-        let refused = limits.admit(&alice).unwrap_err();
+        let refused = limits.admit(&alice).await.unwrap_err();
         assert_eq!(refused.limit, "tokens");
         assert_eq!(refused.tokens.unwrap().remaining, 0);
     }
 
-    #[test]
-    fn a_stream_slot_is_given_back_when_its_stream_ends() {
+    #[tokio::test]
+    async fn a_stream_slot_is_given_back_when_its_stream_ends() {
         let limits = RateLimits::new(
             LimitSettings {
                 concurrent_streams: Some(1),
@@ -394,7 +479,7 @@ mod tests {
             "concurrent streams"
         );
         // Non-streamed requests need no slot.
-        limits.admit(&alice).unwrap();
+        limits.admit(&alice).await.unwrap();
         drop(open);
         limits.stream_slot(&alice).unwrap();
     }

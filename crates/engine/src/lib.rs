@@ -44,8 +44,8 @@ pub use model::{
 pub use registry::{Backends, Models, NamedBackend};
 pub use started::{Events, Started};
 pub use store::{
-    ApprovalStore, ConversationStore, KeyStore, Reach, ResponseStore, Scope, StoreHealth,
-    StoredKey, Stores,
+    ApprovalStore, ConversationStore, KeyStore, RateWindowStore, Reach, ResponseStore, Scope,
+    StoreHealth, StoredKey, Stores,
 };
 pub use stream::ResponseStream;
 pub use tool::{ServerTool, ToolType};

@@ -271,6 +271,23 @@ pub trait ApprovalStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
+/// Rate-limit counters shared by every replica of one database: fixed
+/// one-minute windows per key.
+#[async_trait]
+pub trait RateWindowStore: Send + Sync {
+    /// Adds `amount` to what `key` used in the window starting at
+    /// `window_start` (Unix seconds) and returns the total.
+    async fn add_to_window(
+        &self,
+        key: &str,
+        window_start: i64,
+        amount: i64,
+    ) -> Result<i64, StoreError>;
+
+    /// Forgets windows that started before `before`.
+    async fn prune_windows(&self, before: i64) -> Result<(), StoreError>;
+}
+
 /// Approvals kept in memory, for stores that keep none (tests' fakes).
 #[derive(Default)]
 pub struct MemoryApprovals(std::sync::Mutex<std::collections::HashSet<(String, String)>>);

@@ -214,7 +214,7 @@ pub async fn guard(State(gate): State<Gate>, mut request: Request, next: Next) -
         );
         return HttpError(denied).into_response();
     }
-    let admission = match gate.auth.limits.admit(&identity) {
+    let admission = match gate.auth.limits.admit(&identity).await {
         Ok(admission) => admission,
         Err(refusal) => {
             audit(

@@ -129,3 +129,37 @@ impl antwort_engine::store::ApprovalStore for SqlStore {
         Ok(affected.first().is_some_and(|inserted| *inserted > 0))
     }
 }
+
+#[async_trait]
+impl antwort_engine::store::RateWindowStore for SqlStore {
+    async fn add_to_window(
+        &self,
+        key: &str,
+        window_start: i64,
+        amount: i64,
+    ) -> Result<i64, StoreError> {
+        let statement = Statement::new(
+            "INSERT INTO rate_windows (key, window_start, used) VALUES ($1, $2, $3) \
+             ON CONFLICT (key, window_start) DO UPDATE SET used = rate_windows.used + excluded.used \
+             RETURNING used",
+            vec![key.into(), window_start.into(), amount.into()],
+        );
+        let row = self
+            .db
+            .fetch_first(&statement)
+            .await?
+            .ok_or_else(|| corrupt("an upsert that returned no row"))?;
+        row.into_iter()
+            .next()
+            .ok_or_else(|| corrupt("a rate window without its count"))?
+            .into_int()
+    }
+
+    async fn prune_windows(&self, before: i64) -> Result<(), StoreError> {
+        let statement = Statement::new(
+            "DELETE FROM rate_windows WHERE window_start < $1",
+            vec![before.into()],
+        );
+        self.db.transaction(&[statement]).await.map(|_| ())
+    }
+}

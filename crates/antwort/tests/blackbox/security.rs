@@ -829,3 +829,41 @@ async fn cors_is_off_unless_origins_are_configured() {
         "https://app.example"
     );
 }
+
+#[tokio::test]
+async fn on_postgresql_replicas_share_their_rate_limits() {
+    if !storages().contains(&crate::harness::Storage::Postgres) {
+        return;
+    }
+    let target = StoreTarget::new(crate::harness::Storage::Postgres).await;
+    let on_target = |config: &mut Config| {
+        target.apply(config);
+        keys(config);
+        config.auth.rate_limits.per_key.requests_per_minute = Some(3);
+    };
+    let first = start_with(on_target).await;
+    let ready = call(&first.url, Method::GET, "/v1/models", Some(BOB), None).await;
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    let second = start_with(on_target).await;
+    // The counts are per minute: start well inside one.
+    let second_of_minute = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 60;
+    if second_of_minute > 50 {
+        tokio::time::sleep(Duration::from_secs(61 - second_of_minute)).await;
+    }
+    let models =
+        |url: String| async move { call(&url, Method::GET, "/v1/models", Some(ALICE), None).await };
+    assert_eq!(models(first.url.clone()).await.status, 200);
+    assert_eq!(models(second.url.clone()).await.status, 200);
+    let third = models(first.url.clone()).await;
+    assert_eq!(third.status, 200);
+    assert_eq!(third.headers["x-ratelimit-remaining-requests"], "0");
+    // The fourth, on either replica, is one too many.
+    let refused = models(second.url.clone()).await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(refused.headers.contains_key("retry-after"));
+    assert_eq!(models(first.url.clone()).await.status, 429);
+}

@@ -26,3 +26,12 @@ CREATE TABLE mcp_approvals (
     created_at BIGINT NOT NULL,
     PRIMARY KEY (tenant, approval_request_id)
 );
+
+-- Rate-limit counters shared by the replicas of one database: what each key
+-- (or tenant) used in each one-minute window. Old windows are pruned.
+CREATE TABLE rate_windows (
+    key TEXT NOT NULL,
+    window_start BIGINT NOT NULL,
+    used BIGINT NOT NULL,
+    PRIMARY KEY (key, window_start)
+);
