@@ -148,6 +148,34 @@ impl RuntimeKeys {
         Ok(answer)
     }
 
+    /// Creates a key for `subject` of `tenant` (see [`crate::create_key`]).
+    pub async fn create(
+        &self,
+        tenant: &str,
+        subject: &str,
+        scopes: &[String],
+    ) -> Result<crate::CreatedKey, crate::KeyError> {
+        crate::create_key(&self.store, tenant, subject, scopes).await
+    }
+
+    /// Every key of `tenant`, newest first (never a key, only its record).
+    pub async fn list(&self, tenant: &str) -> Result<Vec<StoredKey>, StoreError> {
+        self.store.list_keys(Some(tenant)).await
+    }
+
+    /// Revokes key `id` of `tenant`; false when it has no such active key. This
+    /// replica stops honouring it at once, the others within the cache's TTL.
+    pub async fn revoke(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+        let revoked = self
+            .store
+            .revoke_key(Some(tenant), id, clock::unix_now())
+            .await?;
+        if revoked {
+            self.forget();
+        }
+        Ok(revoked)
+    }
+
     /// Forgets cached answers, so that this replica sees a change it made at once.
     pub fn forget(&self) {
         if let Ok(mut cache) = self.cache.lock() {

@@ -94,15 +94,36 @@ impl Default for RouteTable {
 
 /// The access rules, looked up by method and concrete path.
 #[derive(Debug, Clone)]
-pub struct Rules(Arc<Vec<Rule>>);
+pub struct Rules(Arc<Vec<(Rule, Vec<Segment>)>>);
+
+/// One segment of a route's path: a literal, or a `{name}` that matches any
+/// non-empty segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(&'static str),
+    Any,
+}
 
 impl Rules {
     pub fn new(rules: Vec<Rule>) -> Self {
-        Self(Arc::new(rules))
-    }
-
-    pub fn all(&self) -> &[Rule] {
-        &self.0
+        let parsed = rules
+            .into_iter()
+            .map(|rule| {
+                let segments = rule
+                    .path
+                    .split('/')
+                    .map(|part| {
+                        if part.starts_with('{') && part.ends_with('}') {
+                            Segment::Any
+                        } else {
+                            Segment::Literal(part)
+                        }
+                    })
+                    .collect();
+                (rule, segments)
+            })
+            .collect();
+        Self(Arc::new(parsed))
     }
 
     /// The rule for `method` on `path`: of the templates that match, the one
@@ -110,34 +131,28 @@ impl Rules {
     /// `/v1/responses/compact` over `/v1/responses/{id}`). `None` for a path or
     /// method no route serves.
     pub fn find(&self, method: &Method, path: &str) -> Option<&Rule> {
+        let count = path.split('/').count();
         self.0
             .iter()
-            .filter(|rule| rule.method == *method)
-            .filter_map(|rule| literal_match(rule.path, path).map(|literals| (literals, rule)))
+            .filter(|(rule, segments)| rule.method == *method && segments.len() == count)
+            .filter_map(|(rule, segments)| literal_match(segments, path).map(|n| (n, rule)))
             .max_by_key(|(literals, _)| *literals)
             .map(|(_, rule)| rule)
     }
-
-    /// Whether `path` is on the allowlist for `method`.
-    fn public(&self, method: &Method, path: &str) -> bool {
-        self.find(method, path)
-            .is_some_and(|rule| rule.access == Access::Public)
-    }
 }
 
-/// How many literal segments of `template` match `path`, if all of it does.
-fn literal_match(template: &str, path: &str) -> Option<usize> {
+/// How many literal segments of `template` match `path` (of as many
+/// segments), if all of it does.
+fn literal_match(template: &[Segment], path: &str) -> Option<usize> {
     let mut literals = 0;
-    let mut wanted = template.split('/');
-    let mut given = path.split('/');
-    loop {
-        match (wanted.next(), given.next()) {
-            (None, None) => return Some(literals),
-            (Some(w), Some(g)) if w.starts_with('{') && w.ends_with('}') && !g.is_empty() => {}
-            (Some(w), Some(g)) if w == g => literals += 1,
+    for (wanted, part) in template.iter().zip(path.split('/')) {
+        match wanted {
+            Segment::Any if !part.is_empty() => {}
+            Segment::Literal(literal) if *literal == part => literals += 1,
             _ => return None,
         }
     }
+    Some(literals)
 }
 
 /// The state the guard needs.
@@ -147,53 +162,61 @@ pub struct Gate {
     pub rules: Rules,
 }
 
-/// Who asked, and from where: what audit lines say besides the event.
+/// Who asked, and from where: what audit lines say besides the event. Kept
+/// as the request had it (cheap clones), made text only for an audit line.
 #[derive(Debug, Clone, Default)]
 pub struct RequestOrigin {
-    pub request_id: Option<String>,
-    pub source: Option<String>,
-    pub method: String,
-    pub path: String,
+    request_id: Option<HeaderValue>,
+    source: Option<SocketAddr>,
+    method: Method,
+    uri: axum::http::Uri,
 }
 
 impl RequestOrigin {
     pub fn of(request: &Request) -> Self {
         Self {
-            request_id: request
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
+            request_id: request.headers().get("x-request-id").cloned(),
             source: request
                 .extensions()
                 .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(addr)| addr.to_string()),
-            method: request.method().to_string(),
-            path: request.uri().path().to_owned(),
+                .map(|ConnectInfo(addr)| *addr),
+            method: request.method().clone(),
+            uri: request.uri().clone(),
         }
     }
 
     /// `event` with this origin.
     pub fn stamp(&self, mut event: AuditEvent) -> AuditEvent {
-        event.request_id.clone_from(&self.request_id);
-        event.source.clone_from(&self.source);
-        event.method = Some(self.method.clone());
-        event.path = Some(self.path.clone());
+        event.request_id = self
+            .request_id
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        event.source = self.source.map(|addr| addr.to_string());
+        event.method = Some(self.method.to_string());
+        event.path = Some(self.uri.path().to_owned());
         event
     }
 }
 
 /// The middleware in front of every route.
 pub async fn guard(State(gate): State<Gate>, mut request: Request, next: Next) -> Response {
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    if gate.rules.public(&method, &path) {
+    let rule = gate
+        .rules
+        .find(request.method(), request.uri().path())
+        .map(|rule| rule.access);
+    if rule == Some(Access::Public) {
         return next.run(request).await;
     }
     let origin = RequestOrigin::of(&request);
     let audit = |event: AuditEvent| gate.auth.audit.record(&origin.stamp(event));
     let identity = match gate.auth.authenticate(request.headers()).await {
-        Ok(identity) => identity,
+        Ok(identity) => {
+            let span = tracing::Span::current();
+            span.record("tenant", identity.tenant.as_str());
+            span.record("subject", identity.subject.as_str());
+            identity
+        }
         Err(error) => {
             audit(AuditEvent::new(AuditKind::AuthenticationFailed).reason(error.to_string()));
             let code = match error {
@@ -203,7 +226,7 @@ pub async fn guard(State(gate): State<Gate>, mut request: Request, next: Next) -
             return HttpError(ApiError::new(code, error.to_string())).into_response();
         }
     };
-    if let Some(Access::Needs(permission)) = gate.rules.find(&method, &path).map(|r| r.access)
+    if let Some(Access::Needs(permission)) = rule
         && !identity.may(permission)
     {
         let denied = missing_scope(&identity, permission);
@@ -328,8 +351,11 @@ mod tests {
         );
         assert_eq!(found(Method::GET, "/v1/responses/"), None);
         assert_eq!(found(Method::GET, "/v1/responses/a/b"), None);
-        assert!(rules.public(&Method::GET, "/healthz"));
-        assert!(!rules.public(&Method::POST, "/healthz"));
-        assert!(!rules.public(&Method::GET, "/healthz/x"));
+        let public = |method: Method, path| {
+            rules.find(&method, path).map(|r| r.access) == Some(Access::Public)
+        };
+        assert!(public(Method::GET, "/healthz"));
+        assert!(!public(Method::POST, "/healthz"));
+        assert!(!public(Method::GET, "/healthz/x"));
     }
 }

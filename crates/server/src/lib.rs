@@ -67,7 +67,8 @@ pub struct RequestLimits {
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Engine,
-    pub config: ServerConfig,
+    /// Shared, not copied: every handler's `State` clones the state.
+    pub config: Arc<ServerConfig>,
     pub auth: Arc<Auth>,
 }
 
@@ -91,7 +92,7 @@ pub fn app(
     let cors = cors_layer(&config.cors_allowed_origins);
     let state = AppState {
         engine,
-        config,
+        config: Arc::new(config),
         auth: auth.clone(),
     };
     let (rules, router) = router(state);
@@ -101,7 +102,15 @@ pub fn app(
             .get(REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id)
+        // `tenant` and `subject` are filled in by the access guard once it knows them.
+        tracing::info_span!(
+            "http",
+            method = %request.method(),
+            path = %request.uri().path(),
+            request_id,
+            tenant = tracing::field::Empty,
+            subject = tracing::field::Empty,
+        )
     });
     ServiceBuilder::new()
         // The trace layer wraps the body; axum serves its own body type.

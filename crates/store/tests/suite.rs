@@ -1151,7 +1151,11 @@ async fn rate_windows_add_up_per_key_and_window_and_old_ones_are_pruned() {
         assert_eq!(store.add_to_window("k", 60, 2).await.unwrap(), 3, "{name}");
         assert_eq!(store.add_to_window("k", 60, 0).await.unwrap(), 3, "{name}");
         assert_eq!(store.add_to_window("k", 120, 1).await.unwrap(), 1, "{name}");
-        assert_eq!(store.add_to_window("other", 60, 5).await.unwrap(), 5, "{name}");
+        assert_eq!(
+            store.add_to_window("other", 60, 5).await.unwrap(),
+            5,
+            "{name}"
+        );
         store.prune_windows(120).await.unwrap();
         assert_eq!(store.add_to_window("k", 60, 0).await.unwrap(), 0, "{name}");
         assert_eq!(store.add_to_window("k", 120, 0).await.unwrap(), 1, "{name}");

@@ -32,10 +32,21 @@ where
 /// could show, short enough that a hung target ends the round.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The API key benchmark gateways accept; the driver sends it with every
+/// request (the mock ignores it).
+pub const BENCH_KEY: &str = "sk-antwort-bench";
+
 /// The driver's HTTP client: keep-alive with an unbounded pool, so each worker
-/// keeps its connection, no proxy from the environment, no Nagle delay.
+/// keeps its connection, no proxy from the environment, no Nagle delay, and
+/// the benchmark's key, as an SDK sends it.
 pub fn client() -> Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {BENCH_KEY}"))?,
+    );
     antwort_egress::client_builder(Duration::from_secs(10))
+        .default_headers(headers)
         .no_proxy()
         .pool_max_idle_per_host(usize::MAX)
         .pool_idle_timeout(Duration::from_secs(300))

@@ -64,19 +64,15 @@ pub async fn create(
     JsonBody(request): JsonBody<CreateKeyRequest>,
 ) -> Result<Json<Value>, HttpError> {
     let runtime = runtime(&state)?;
-    let created = antwort_auth::create_key(
-        runtime.store(),
-        &caller.identity.tenant,
-        &request.subject,
-        &request.scopes,
-    )
-    .await
-    .map_err(|error| match error {
-        antwort_auth::KeyError::Invalid(message) => {
-            HttpError(ApiError::new(ErrorCode::InvalidValue, message))
-        }
-        antwort_auth::KeyError::Store(error) => store_error(error),
-    })?;
+    let created = runtime
+        .create(&caller.identity.tenant, &request.subject, &request.scopes)
+        .await
+        .map_err(|error| match error {
+            antwort_auth::KeyError::Invalid(message) => {
+                HttpError(ApiError::new(ErrorCode::InvalidValue, message))
+            }
+            antwort_auth::KeyError::Store(error) => store_error(error),
+        })?;
     caller.audit(
         &state,
         AuditEvent::new(AuditKind::KeyCreated).object(&created.key.id),
@@ -89,8 +85,7 @@ pub async fn create(
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, HttpError> {
     let runtime = runtime(&state)?;
     let keys = runtime
-        .store()
-        .list_keys(Some(&caller.identity.tenant))
+        .list(&caller.identity.tenant)
         .await
         .map_err(store_error)?;
     caller.audit(&state, AuditEvent::new(AuditKind::KeysListed));
@@ -105,12 +100,7 @@ pub async fn revoke(
 ) -> Result<Json<Value>, HttpError> {
     let runtime = runtime(&state)?;
     let revoked = runtime
-        .store()
-        .revoke_key(
-            Some(&caller.identity.tenant),
-            &id,
-            antwort_engine::clock::unix_now(),
-        )
+        .revoke(&caller.identity.tenant, &id)
         .await
         .map_err(store_error)?;
     if !revoked {
@@ -120,8 +110,6 @@ pub async fn revoke(
         )
         .into());
     }
-    // This replica stops honouring it at once; the others within the cache's TTL.
-    runtime.forget();
     caller.audit(&state, AuditEvent::new(AuditKind::KeyRevoked).object(&id));
     Ok(Json(
         json!({"id": id, "object": "api_key", "deleted": true}),

@@ -23,7 +23,7 @@ use std::time::Duration;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::load::Round;
+use crate::load::{self, Round};
 use crate::machine::{Placement, kib_to_mb};
 use crate::procs::{self, Proc, Spawn};
 use crate::stats::{Dist, added};
@@ -210,8 +210,19 @@ impl Ctx {
     ) -> Result<Proc> {
         let port = procs::free_port()?;
         let name = self.next_name("gateway", label);
-        let mut env: Vec<(String, String)> =
-            vec![("ANTWORT_LOG_LEVEL".into(), log_level.to_owned())];
+        // Authenticated, as a gateway in production is: every request pays
+        // for its key's check (the driver sends it, `load::BENCH_KEY`).
+        let mut env: Vec<(String, String)> = vec![
+            ("ANTWORT_LOG_LEVEL".into(), log_level.to_owned()),
+            (
+                "ANTWORT_API_KEYS".into(),
+                format!(
+                    r#"[{{"key": "{}", "subject": "bench", "tenant_id": "bench"}}]"#,
+                    load::BENCH_KEY
+                ),
+            ),
+            ("ANTWORT_AUDIT_OUTPUT".into(), "none".into()),
+        ];
         match storage {
             Storage::Memory => env.push(("ANTWORT_STORAGE".into(), "memory".into())),
             Storage::Sqlite => {
