@@ -36,6 +36,19 @@ pub async fn build_auth(config: &Config, store: Arc<SqlStore>) -> anyhow::Result
                 "no authentication is configured: serving unauthenticated, on loopback only. \
                  Configure auth.api_keys or auth.jwt to serve other hosts"
             );
+            let stored = keys
+                .list_keys(None)
+                .await
+                .map(|keys| keys.iter().filter(|key| key.revoked_at.is_none()).count());
+            if let Ok(active) = stored
+                && active > 0
+            {
+                tracing::warn!(
+                    active,
+                    "the database holds API keys that are not honoured while authentication \
+                     is off: set auth.type: apikey (ANTWORT_AUTH_TYPE=apikey) to require them"
+                );
+            }
             return Ok(Auth::off(limits, audit));
         }
         Some(AuthKind::None) => {

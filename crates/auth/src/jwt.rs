@@ -130,10 +130,17 @@ impl JwtVerifier {
         validation.leeway = self.settings.leeway.as_secs();
         validation.validate_nbf = true;
         validation.set_issuer(&[&self.settings.issuer]);
-        validation.set_required_spec_claims(&["exp", "iss"]);
         match &self.settings.audience {
-            Some(audience) => validation.set_audience(&[audience]),
-            None => validation.validate_aud = false,
+            Some(audience) => {
+                // jsonwebtoken checks `aud` only when a token has one: a token
+                // without it must not pass where an audience is configured.
+                validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+                validation.set_audience(&[audience]);
+            }
+            None => {
+                validation.set_required_spec_claims(&["exp", "iss"]);
+                validation.validate_aud = false;
+            }
         }
         validation
     }
@@ -142,6 +149,7 @@ impl JwtVerifier {
         let settings = &self.settings;
         let subject = claim_text(claims, &settings.user_claim)
             .ok_or_else(|| refused(format!("the token has no `{}` claim", settings.user_claim)))?;
+        crate::check_name("subject", &subject).map_err(refused)?;
         let tenant = claim_text(claims, &settings.tenant_claim)
             .or_else(|| settings.default_tenant.clone())
             .ok_or_else(|| {
@@ -150,6 +158,7 @@ impl JwtVerifier {
                     settings.tenant_claim
                 ))
             })?;
+        crate::check_name("tenant", &tenant).map_err(refused)?;
         let scopes = claim_words(claims, &settings.scopes_claim);
         let roles = claim_words(claims, &settings.roles_claim);
         let named = Permissions::parse_lenient(scopes.iter().map(String::as_str));

@@ -79,9 +79,10 @@ impl KeyRing {
                     tenant: key.tenant.clone(),
                     subject: key.subject.clone(),
                     permissions: key.permissions,
-                    // The public id of a configured key: the start of its hash.
+                    // The public id of a configured key: its place in the
+                    // configuration (nothing derived from the key).
                     credential: Credential::ApiKey {
-                        key_id: format!("cfg_{}", &hex(&hash)[..12]),
+                        key_id: format!("cfg_{}", n + 1),
                     },
                 },
             ));

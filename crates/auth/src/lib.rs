@@ -149,6 +149,22 @@ fn looks_like_jwt(token: &str) -> bool {
     token.split('.').count() == 3
 }
 
+/// A tenant or subject name: not empty, no control characters (a NUL could
+/// not be stored, and others have no business in an owner's name), at most
+/// 256 bytes.
+pub fn check_name(what: &str, name: &str) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err(format!("the {what} must not be empty"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(format!("the {what} must not hold control characters"));
+    }
+    if name.len() > 256 {
+        return Err(format!("the {what} must be at most 256 bytes"));
+    }
+    Ok(())
+}
+
 /// A key just created: its record and the key itself, shown this once.
 pub struct CreatedKey {
     pub key: StoredKey,
@@ -163,11 +179,8 @@ pub async fn create_key(
     subject: &str,
     scopes: &[String],
 ) -> Result<CreatedKey, KeyError> {
-    if tenant.trim().is_empty() || subject.trim().is_empty() {
-        return Err(KeyError::Invalid(
-            "a key needs a non-empty tenant and subject".to_owned(),
-        ));
-    }
+    check_name("tenant", tenant).map_err(KeyError::Invalid)?;
+    check_name("subject", subject).map_err(KeyError::Invalid)?;
     Permissions::parse_strict(scopes.iter().map(String::as_str)).map_err(KeyError::Invalid)?;
     let secret = antwort_engine::ids::api_key_secret();
     let key = StoredKey {

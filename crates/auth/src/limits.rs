@@ -204,8 +204,10 @@ impl RateLimits {
 
     fn key(level: &Level, identity: &Identity) -> String {
         match level.name {
+            // `key:`, `sub:` or `anonymous` for keys and subjects, `tenant:`
+            // here: the levels never share a counter in a shared store.
             "key" => identity.limit_key(),
-            _ => identity.tenant.clone(),
+            _ => format!("tenant:{}", identity.tenant),
         }
     }
 
@@ -285,6 +287,11 @@ impl RateLimits {
                 meter.charge(&Self::key(level, identity), tokens);
             }
         }
+    }
+
+    /// Whether any limit counts tokens (so usage needs charging).
+    pub fn counts_tokens(&self) -> bool {
+        self.levels.iter().any(|level| level.tokens.is_some())
     }
 
     pub fn is_unlimited(&self) -> bool {

@@ -79,6 +79,9 @@ pub(crate) struct Run {
     pub persist: Option<Persist>,
     /// The response's place in the registry of responses in progress.
     pub running: Option<crate::inflight::Running>,
+    /// Told the response's usage once it concludes, whether or not a client
+    /// still reads it (rate limits count tokens with it).
+    pub metering: Option<crate::UsageMeter>,
 }
 
 impl Run {
@@ -105,6 +108,11 @@ impl Run {
         match conclusion {
             Ok(conclusion) => self.assembler.conclude(conclusion, &mut out),
             Err(error) => self.assembler.fail(error, &mut out),
+        }
+        if let Some(meter) = self.metering.take()
+            && let Some(usage) = &self.assembler.response().usage
+        {
+            meter(usage);
         }
         if running
             .as_ref()

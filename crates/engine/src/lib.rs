@@ -50,6 +50,9 @@ pub use store::{
 pub use stream::ResponseStream;
 pub use tool::{ServerTool, ToolType};
 
+/// Told a response's usage once it concludes (the caller's rate limits).
+pub type UsageMeter = Arc<dyn Fn(&antwort_api::Usage) + Send + Sync>;
+
 /// What a client says about itself, where that changes what it is sent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClientHints {
@@ -333,18 +336,20 @@ impl Engine {
         scope: &Scope,
         request: CreateResponseRequest,
     ) -> Result<Started, ApiError> {
-        self.create_for(scope, request, ClientHints::default())
+        self.create_for(scope, request, ClientHints::default(), None)
             .await
     }
 
     /// Validates the request and starts generation. Errors returned here happened
     /// before the first byte and are the client's HTTP status; later failures arrive
-    /// as events in the stream.
+    /// as events in the stream. `metering` hears the usage when the response
+    /// concludes, read by a client or not.
     pub async fn create_for(
         &self,
         scope: &Scope,
         request: CreateResponseRequest,
         client: ClientHints,
+        metering: Option<UsageMeter>,
     ) -> Result<Started, ApiError> {
         let Turn {
             plan,
@@ -423,6 +428,7 @@ impl Engine {
             limits,
             persist,
             running: Some(self.inflight.register(scope, &response_id, store)),
+            metering,
         });
         let skipped_tools = plan.skipped_tools;
         if !store {

@@ -48,15 +48,15 @@ impl Default for Scope {
 }
 
 impl Scope {
-    /// The owner a query must match, or `""` when any owner of the tenant
-    /// matches. Stores bind it as one parameter (`($n = '' OR owner = $n)`), so
-    /// the statement is the same for both reaches; an owner is never empty.
     /// Whether this scope may see an object created in `object` (the scope of
     /// the request that created it).
     pub fn sees(&self, object: &Scope) -> bool {
         self.tenant == object.tenant && (self.reach == Reach::Tenant || self.owner == object.owner)
     }
 
+    /// The owner a query must match, or `""` when any owner of the tenant
+    /// matches. Stores bind it as one parameter (`($n = '' OR owner = $n)`), so
+    /// the statement is the same for both reaches; an owner is never empty.
     pub fn owner_filter(&self) -> &str {
         match self.reach {
             Reach::Own => &self.owner,

@@ -130,7 +130,14 @@ impl Rules {
     /// with the most literal segments (as the router picks
     /// `/v1/responses/compact` over `/v1/responses/{id}`). `None` for a path or
     /// method no route serves.
+    /// `HEAD` is answered by a GET route (axum runs its handler), so it needs
+    /// what GET needs.
     pub fn find(&self, method: &Method, path: &str) -> Option<&Rule> {
+        let method = if method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
         let count = path.split('/').count();
         self.0
             .iter()

@@ -232,7 +232,17 @@ impl AuthSection {
             antwort_auth::Permissions::parse_strict(key.scopes.iter().map(String::as_str))
                 .map_err(|m| ConfigError::Invalid(format!("auth.api_keys[{n}].scopes: {m}")))?;
         }
+        for (n, key) in self.api_keys.iter().enumerate() {
+            for (what, name) in [("subject", &key.subject), ("tenant_id", &key.tenant_id)] {
+                antwort_auth::check_name(what, name)
+                    .map_err(|m| ConfigError::Invalid(format!("auth.api_keys[{n}].{what}: {m}")))?;
+            }
+        }
         if let Some(jwt) = &self.jwt {
+            if let Some(tenant) = &jwt.default_tenant {
+                antwort_auth::check_name("tenant", tenant)
+                    .map_err(|m| ConfigError::Invalid(format!("auth.jwt.default_tenant: {m}")))?;
+            }
             if !jwt.issuer.starts_with("https://") && !jwt.issuer.starts_with("http://") {
                 return invalid(format!(
                     "auth.jwt.issuer `{}` must be the issuer's http(s) URL, as in the tokens' `iss`",

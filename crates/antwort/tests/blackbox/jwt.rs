@@ -290,6 +290,11 @@ async fn forged_expired_and_misdirected_tokens_are_refused() {
         ("expired", issuer.token(json!({"exp": now() - 120}))),
         ("not yet valid", issuer.token(json!({"nbf": now() + 120}))),
         ("without exp", issuer.token(json!({"exp": null}))),
+        ("without aud", issuer.token(json!({"aud": null}))),
+        (
+            "a NUL in the subject",
+            issuer.token(json!({"sub": "ali\u{0}ce"})),
+        ),
         (
             "wrong audience",
             issuer.token(json!({"aud": "someone-else"})),

@@ -85,6 +85,26 @@ async fn every_route_but_the_allowlist_needs_a_credential() {
             }
         }
     }
+    // HEAD runs a GET route's handler: it needs what GET needs.
+    for rule in rules.iter().filter(|rule| rule.method == Method::GET) {
+        let path = concrete(rule.path);
+        let anonymous = call(&gateway.url, Method::HEAD, &path, None, None).await;
+        let expected = if public.contains(&rule.path) {
+            200
+        } else {
+            401
+        };
+        assert_eq!(anonymous.status, expected, "HEAD {path}");
+    }
+    let head = call(
+        &gateway.url,
+        Method::HEAD,
+        "/v1/admin/keys",
+        Some(READER),
+        None,
+    )
+    .await;
+    assert_eq!(head.status, 403, "HEAD takes GET's scope");
     // What no route serves needs a credential as well: nothing answers a
     // stranger but the allowlist.
     let unknown = call(&gateway.url, Method::GET, "/v1/nothing", None, None).await;
@@ -343,6 +363,16 @@ async fn a_missing_scope_is_a_403_naming_it() {
     // A user key has no admin scope either.
     let keys = call(url, Method::GET, "/v1/admin/keys", Some(ALICE), None).await;
     assert_eq!(keys.status, 403);
+    // A key for a subject no store could keep is a 400, not a 5xx.
+    let bad = call(
+        url,
+        Method::POST,
+        "/v1/admin/keys",
+        Some(ROOT),
+        Some(&json!({"subject": "c\u{0}i"})),
+    )
+    .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
 }
 
 #[tokio::test]
@@ -866,4 +896,51 @@ async fn on_postgresql_replicas_share_their_rate_limits() {
     assert_eq!(refused.status, 429, "{}", refused.body);
     assert!(refused.headers.contains_key("retry-after"));
     assert_eq!(models(first.url.clone()).await.status, 429);
+}
+
+#[tokio::test]
+async fn tokens_are_charged_when_a_response_concludes_even_if_its_client_left() {
+    // Anonymous (no keys): the limits apply to local use too.
+    let gateway = start_with(|config| {
+        config.auth.rate_limits.per_key.tokens_per_minute = Some(10);
+    })
+    .await;
+    let id = crate::harness::stream_then_leave(
+        &gateway.url,
+        json!({"input": "[[tokens:30]] [[delay_ms:10]]", "store": true}),
+    )
+    .await;
+    // The stored response goes on without its client and is charged when it ends.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while call(
+        &gateway.url,
+        Method::GET,
+        &format!("/v1/responses/{id}"),
+        None,
+        None,
+    )
+    .await
+    .body["status"]
+        != "completed"
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the response never completed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let next = call(
+        &gateway.url,
+        Method::POST,
+        "/v1/responses",
+        None,
+        Some(&json!({"input": "hi"})),
+    )
+    .await;
+    assert_eq!(
+        next.status, 429,
+        "the left stream's tokens were not charged: {}",
+        next.body
+    );
+    assert_eq!(next.headers["x-ratelimit-remaining-tokens"], "0");
 }

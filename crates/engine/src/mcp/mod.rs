@@ -31,11 +31,13 @@ pub struct McpServer {
 
 impl McpServer {
     /// Which server this is, as a short tag that names no secret: a hash of its
-    /// address (per-request servers) or of its configured name.
+    /// address without credentials or query (per-request servers; a stored tag
+    /// must not let anyone test guesses at a token offline) or of its
+    /// configured name.
     pub fn fingerprint(&self) -> String {
         use sha2::Digest;
         let what = match &self.url {
-            Some(url) => format!("url:{url}"),
+            Some(url) => format!("url:{}", antwort_api::redact_url(url)),
             None => format!("configured:{}", self.label),
         };
         sha2::Sha256::digest(what.as_bytes())[..6]

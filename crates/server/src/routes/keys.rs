@@ -34,7 +34,7 @@ fn runtime(state: &AppState) -> Result<&RuntimeKeys, HttpError> {
     state.auth.runtime_keys().ok_or_else(|| {
         ApiError::new(
             ErrorCode::InvalidValue,
-            "Keys created at run time need authentication to be on (auth.type).",
+            "Keys created at run time are honoured only with API keys on (auth.type apikey or chain).",
         )
         .into()
     })

@@ -30,18 +30,13 @@ pub async fn create(
     if request.stream.unwrap_or(false) {
         return create_streaming(state, caller, request).await;
     }
+    let metering = meter(&state, &caller);
     let started = state
         .engine
-        .create_for(&caller.scope, request, caller.client)
+        .create_for(&caller.scope, request, caller.client, metering)
         .await?;
     let skipped = started.skipped_tools.join(",");
     let response = started.events().into_response().await?;
-    if let Some(usage) = &response.usage {
-        state
-            .auth
-            .limits
-            .charge_tokens(&caller.identity, usage.total_tokens);
-    }
     if response.status == ResponseStatus::Failed {
         return Err(failed_after_start(response).into());
     }
@@ -75,23 +70,17 @@ async fn create_streaming(
     };
     let engine = state.engine.clone();
     let scope = caller.scope.clone();
+    let metering = meter(&state, &caller);
+    let client = caller.client;
     let mut starting =
-        Box::pin(async move { engine.create_for(&scope, request, caller.client).await });
-    let identity = caller.identity;
-    let auth = state.auth.clone();
-    // The slot is held, and the tokens charged, by the stream the client reads.
+        Box::pin(async move { engine.create_for(&scope, request, client, metering).await });
+    // The slot is held by the stream the client reads: a stream that ends, or
+    // whose client leaves, gives it back (stored work may go on, uncounted).
     let metered =
         move |events: futures::stream::BoxStream<'static, std::sync::Arc<StreamEvent>>| {
-            events.inspect(move |event| {
+            events.inspect(move |_| {
                 // Moved in here, the slot lives as long as the stream does.
                 let _held = &slot;
-                if let EventData::Completed { response }
-                | EventData::Incomplete { response }
-                | EventData::Failed { response } = &event.data
-                    && let Some(usage) = &response.usage
-                {
-                    auth.limits.charge_tokens(&identity, usage.total_tokens);
-                }
             })
         };
     match tokio::time::timeout(keepalive, &mut starting).await {
@@ -154,6 +143,19 @@ fn failed_after_start(response: antwort_api::Response) -> ApiError {
     }
 }
 
+/// Charges a response's tokens to its caller's limits when it concludes,
+/// whether or not the client is still reading.
+fn meter(state: &AppState, caller: &Caller) -> Option<antwort_engine::UsageMeter> {
+    if state.auth.limits.counts_tokens() {
+        let (auth, identity) = (state.auth.clone(), caller.identity.clone());
+        Some(std::sync::Arc::new(move |usage: &antwort_api::Usage| {
+            auth.limits.charge_tokens(&identity, usage.total_tokens);
+        }))
+    } else {
+        None
+    }
+}
+
 fn with_skipped_tools(mut response: Response, skipped: &str) -> Response {
     if !skipped.is_empty()
         && let Ok(value) = HeaderValue::from_str(skipped)
@@ -185,5 +187,9 @@ pub async fn compact(
     JsonBody(request): JsonBody<CompactRequest>,
 ) -> Result<Response, HttpError> {
     let compaction = state.engine.compact(&caller.scope, request).await?;
+    state
+        .auth
+        .limits
+        .charge_tokens(&caller.identity, compaction.usage.total_tokens);
     Ok((StatusCode::OK, axum::Json(compaction)).into_response())
 }
