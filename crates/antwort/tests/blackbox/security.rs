@@ -944,3 +944,49 @@ async fn tokens_are_charged_when_a_response_concludes_even_if_its_client_left() 
     );
     assert_eq!(next.headers["x-ratelimit-remaining-tokens"], "0");
 }
+
+#[tokio::test]
+async fn a_tenant_admin_manages_only_its_own_tenants_keys() {
+    let gateway = start_with(|config| {
+        keys(config);
+        config
+            .auth
+            .api_keys
+            .push(api_key("sk-test-globex-root", "globex", "boss", &["admin"]));
+    })
+    .await;
+    let url = gateway.url.as_str();
+    let created = call(
+        url,
+        Method::POST,
+        "/v1/admin/keys",
+        Some(ROOT),
+        Some(&json!({"subject": "ci"})),
+    )
+    .await;
+    let id = created.body["id"].as_str().unwrap();
+    let listed = call(
+        url,
+        Method::GET,
+        "/v1/admin/keys",
+        Some("sk-test-globex-root"),
+        None,
+    )
+    .await;
+    assert_eq!(listed.status, 200);
+    assert!(
+        !listed.body.to_string().contains(id),
+        "another tenant's key is listed"
+    );
+    let revoke = call(
+        url,
+        Method::DELETE,
+        &format!("/v1/admin/keys/{id}"),
+        Some("sk-test-globex-root"),
+        None,
+    )
+    .await;
+    assert_eq!(revoke.status, 404, "{}", revoke.body);
+    let own = call(url, Method::GET, "/v1/admin/keys", Some(ROOT), None).await;
+    assert!(own.body.to_string().contains(id));
+}
