@@ -2,8 +2,8 @@
 //! (counted from each response's usage once it is known) and concurrent
 //! streams. Requests and tokens are GCRA buckets from `governor` in process,
 //! or one-minute windows in the database that replicas share
-//! ([`shared`]); streams are a count per key (per replica) released when the
-//! stream ends.
+//! ([`shared`]); streams are a count per key released when the stream ends,
+//! in process or, shared, in the database per replica.
 //!
 //! Tokens are charged after the fact, so a request is admitted while any token
 //! is left and its whole usage is then taken, down to an empty bucket (never
@@ -23,7 +23,7 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use crate::identity::Identity;
 
 mod shared;
-use shared::SharedMeter;
+use shared::{SharedMeter, SharedStreams};
 
 /// One level's limits (`auth.rate_limits.per_key` / `.per_tenant`); `None` is unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -159,6 +159,8 @@ impl Level {
 /// Every limit of the server.
 pub struct RateLimits {
     levels: [Level; 2],
+    /// Streams counted across replicas, when the limits are shared.
+    shared_streams: Option<SharedStreams>,
     /// No request or token limit at all: admission is free.
     unlimited: bool,
     checks: std::sync::atomic::AtomicU64,
@@ -195,8 +197,13 @@ impl RateLimits {
         let unlimited = levels
             .iter()
             .all(|level| level.requests.is_none() && level.tokens.is_none());
+        let counts_streams = levels.iter().any(|level| level.max_streams.is_some());
+        let shared_streams = shared
+            .filter(|_| counts_streams)
+            .map(|store| SharedStreams::start(store.clone()));
         Self {
             levels,
+            shared_streams,
             unlimited,
             checks: std::sync::atomic::AtomicU64::new(0),
         }
@@ -253,19 +260,34 @@ impl RateLimits {
     }
 
     /// Holds a concurrent-stream slot for the life of the returned guard.
-    pub fn stream_slot(&self, identity: &Identity) -> Result<StreamSlot, Refusal> {
-        let mut held: Vec<(OpenStreams, String)> = Vec::new();
+    pub async fn stream_slot(&self, identity: &Identity) -> Result<StreamSlot, Refusal> {
+        let mut slot = StreamSlot { held: Vec::new() };
         for level in &self.levels {
             let Some(max) = level.max_streams else {
                 continue;
             };
             let key = Self::key(level, identity);
-            let mut streams = level.streams.lock().unwrap_or_else(|e| e.into_inner());
-            let open = streams.entry(key.clone()).or_insert(0);
-            if *open >= max {
-                drop(streams);
-                // Release what the earlier level took.
-                drop(StreamSlot { held });
+            let opened = match &self.shared_streams {
+                Some(shared) => {
+                    let opened = shared.open(&key, max).await;
+                    if opened {
+                        slot.held.push(Held::Shared(shared.clone(), key));
+                    }
+                    opened
+                }
+                None => {
+                    let mut streams = level.streams.lock().unwrap_or_else(|e| e.into_inner());
+                    let open = streams.entry(key.clone()).or_insert(0);
+                    let opened = *open < max;
+                    if opened {
+                        *open += 1;
+                        slot.held.push(Held::Local(level.streams.clone(), key));
+                    }
+                    opened
+                }
+            };
+            if !opened {
+                // Dropping `slot` gives back what the earlier level took.
                 return Err(Refusal {
                     limit: "concurrent streams",
                     level: level.name,
@@ -274,10 +296,8 @@ impl RateLimits {
                     tokens: None,
                 });
             }
-            *open += 1;
-            held.push((level.streams.clone(), key));
         }
-        Ok(StreamSlot { held })
+        Ok(slot)
     }
 
     /// Charges a finished response's tokens to the token buckets.
@@ -378,20 +398,38 @@ fn tighter(current: Option<BucketState>, new: BucketState) -> Option<BucketState
 }
 
 /// A concurrent-stream slot, given back when dropped.
-#[derive(Debug)]
 pub struct StreamSlot {
-    held: Vec<(OpenStreams, String)>,
+    held: Vec<Held>,
+}
+
+/// One level's count a slot holds.
+enum Held {
+    Local(OpenStreams, String),
+    Shared(SharedStreams, String),
+}
+
+impl std::fmt::Debug for StreamSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamSlot")
+            .field("levels", &self.held.len())
+            .finish()
+    }
 }
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
-        for (streams, key) in &self.held {
-            let mut streams = streams.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(open) = streams.get_mut(key) {
-                *open = open.saturating_sub(1);
-                if *open == 0 {
-                    streams.remove(key);
+        for held in self.held.drain(..) {
+            match held {
+                Held::Local(streams, key) => {
+                    let mut streams = streams.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(open) = streams.get_mut(&key) {
+                        *open = open.saturating_sub(1);
+                        if *open == 0 {
+                            streams.remove(&key);
+                        }
+                    }
                 }
+                Held::Shared(shared, key) => shared.close(key),
             }
         }
     }
@@ -490,15 +528,15 @@ mod tests {
             LimitSettings::default(),
         );
         let alice = identity("a", "t");
-        let open = limits.stream_slot(&alice).unwrap();
+        let open = limits.stream_slot(&alice).await.unwrap();
         assert_eq!(
-            limits.stream_slot(&alice).unwrap_err().limit,
+            limits.stream_slot(&alice).await.unwrap_err().limit,
             "concurrent streams"
         );
         // Non-streamed requests need no slot.
         limits.admit(&alice).await.unwrap();
         drop(open);
-        limits.stream_slot(&alice).unwrap();
+        limits.stream_slot(&alice).await.unwrap();
     }
 
     #[test]

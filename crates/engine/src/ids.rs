@@ -75,6 +75,11 @@ pub fn call_id() -> String {
     make("call")
 }
 
+/// This process's id among the replicas of one database (shared limits).
+pub fn replica_id() -> String {
+    make("replica")
+}
+
 pub fn api_key_id() -> String {
     make("key")
 }

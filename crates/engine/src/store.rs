@@ -271,10 +271,33 @@ pub trait ApprovalStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
-/// Rate-limit counters shared by every replica of one database: fixed
-/// one-minute windows per key.
+/// Rate-limit state shared by every replica of one database: fixed one-minute
+/// windows per key, and the streams each replica holds open per key.
 #[async_trait]
 pub trait RateWindowStore: Send + Sync {
+    /// Counts one more stream of `key` on `replica` if fewer than `max` are
+    /// open across replicas (rows seen since `fresh_since`); false when not.
+    async fn open_stream(
+        &self,
+        key: &str,
+        replica: &str,
+        max: i64,
+        fresh_since: i64,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Counts one stream of `key` on `replica` fewer.
+    async fn close_stream(&self, key: &str, replica: &str) -> Result<(), StoreError>;
+
+    /// Marks `replica`'s streams as still open at `now`, and forgets rows with
+    /// nothing open or not seen since `stale_before`.
+    async fn refresh_streams(
+        &self,
+        replica: &str,
+        now: i64,
+        stale_before: i64,
+    ) -> Result<(), StoreError>;
+
     /// Adds `amount` to what `key` used in the window starting at
     /// `window_start` (Unix seconds) and returns the total.
     async fn add_to_window(

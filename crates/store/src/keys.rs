@@ -155,6 +155,62 @@ impl antwort_engine::store::RateWindowStore for SqlStore {
             .into_int()
     }
 
+    async fn open_stream(
+        &self,
+        key: &str,
+        replica: &str,
+        max: i64,
+        fresh_since: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        // One statement: counted only while the fresh rows of every replica
+        // hold fewer than `max` (two replicas racing may both pass: at most
+        // one over the limit per race).
+        let statement = Statement::new(
+            "INSERT INTO stream_slots (key, replica, open, seen_at) \
+             SELECT $1, $2, 1, $5 WHERE (SELECT CAST(COALESCE(SUM(open), 0) AS BIGINT) \
+             FROM stream_slots WHERE key = $1 AND seen_at >= $4) < $3 \
+             ON CONFLICT (key, replica) DO UPDATE SET open = stream_slots.open + 1, \
+             seen_at = excluded.seen_at",
+            vec![
+                key.into(),
+                replica.into(),
+                max.into(),
+                fresh_since.into(),
+                now.into(),
+            ],
+        );
+        let affected = self.db.transaction(&[statement]).await?;
+        Ok(affected.first().is_some_and(|counted| *counted > 0))
+    }
+
+    async fn close_stream(&self, key: &str, replica: &str) -> Result<(), StoreError> {
+        let statement = Statement::new(
+            "UPDATE stream_slots SET open = open - 1 WHERE key = $1 AND replica = $2 AND open > 0",
+            vec![key.into(), replica.into()],
+        );
+        self.db.transaction(&[statement]).await.map(|_| ())
+    }
+
+    async fn refresh_streams(
+        &self,
+        replica: &str,
+        now: i64,
+        stale_before: i64,
+    ) -> Result<(), StoreError> {
+        let statements = [
+            Statement::new(
+                "UPDATE stream_slots SET seen_at = $2 WHERE replica = $1",
+                vec![replica.into(), now.into()],
+            ),
+            Statement::new(
+                "DELETE FROM stream_slots WHERE open <= 0 OR seen_at < $1",
+                vec![stale_before.into()],
+            ),
+        ];
+        self.db.transaction(&statements).await.map(|_| ())
+    }
+
     async fn prune_windows(&self, before: i64) -> Result<(), StoreError> {
         let statement = Statement::new(
             "DELETE FROM rate_windows WHERE window_start < $1",

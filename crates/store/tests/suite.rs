@@ -1161,3 +1161,45 @@ async fn rate_windows_add_up_per_key_and_window_and_old_ones_are_pruned() {
         assert_eq!(store.add_to_window("k", 120, 0).await.unwrap(), 1, "{name}");
     }
 }
+
+#[tokio::test]
+async fn stream_slots_count_across_replicas_and_stale_ones_stop_counting() {
+    use antwort_engine::store::RateWindowStore;
+    for (name, store) in stores().await {
+        assert!(
+            store.open_stream("k", "r1", 2, 100, 100).await.unwrap(),
+            "{name}"
+        );
+        assert!(
+            store.open_stream("k", "r2", 2, 100, 100).await.unwrap(),
+            "{name}"
+        );
+        assert!(
+            !store.open_stream("k", "r1", 2, 100, 100).await.unwrap(),
+            "{name}: a third"
+        );
+        assert!(
+            store.open_stream("other", "r1", 2, 100, 100).await.unwrap(),
+            "{name}"
+        );
+        store.close_stream("k", "r2").await.unwrap();
+        assert!(
+            store.open_stream("k", "r1", 2, 100, 101).await.unwrap(),
+            "{name}"
+        );
+        // r1 keeps refreshing; r2 (one stream open) stops and goes stale.
+        assert!(
+            store.open_stream("k", "r2", 3, 100, 101).await.unwrap(),
+            "{name}"
+        );
+        store.refresh_streams("r1", 200, 150).await.unwrap();
+        assert!(
+            store.open_stream("k", "r1", 3, 170, 200).await.unwrap(),
+            "{name}: r2's slot is stale"
+        );
+        assert!(
+            !store.open_stream("k", "r1", 3, 170, 200).await.unwrap(),
+            "{name}"
+        );
+    }
+}

@@ -990,3 +990,68 @@ async fn a_tenant_admin_manages_only_its_own_tenants_keys() {
     let own = call(url, Method::GET, "/v1/admin/keys", Some(ROOT), None).await;
     assert!(own.body.to_string().contains(id));
 }
+
+#[tokio::test]
+async fn on_postgresql_replicas_share_their_concurrent_stream_limit() {
+    if !storages().contains(&crate::harness::Storage::Postgres) {
+        return;
+    }
+    let target = StoreTarget::new(crate::harness::Storage::Postgres).await;
+    let on_target = |config: &mut Config| {
+        target.apply(config);
+        keys(config);
+        config.auth.rate_limits.per_key.concurrent_streams = Some(1);
+    };
+    let first = start_with(on_target).await;
+    let ready = call(&first.url, Method::GET, "/v1/models", Some(ALICE), None).await;
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    let second = start_with(on_target).await;
+    let url = first.url.clone();
+    let slow = tokio::spawn(async move {
+        let body = json!({"input": "[[status_ms:1500]] hi", "stream": true});
+        call(
+            &url,
+            Method::POST,
+            "/v1/responses",
+            Some(ALICE),
+            Some(&body),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stream = json!({"input": "hi", "stream": true});
+    let refused = call(
+        &second.url,
+        Method::POST,
+        "/v1/responses",
+        Some(ALICE),
+        Some(&stream),
+    )
+    .await;
+    assert_eq!(
+        refused.status, 429,
+        "the other replica's stream counts: {}",
+        refused.body
+    );
+    assert_eq!(slow.await.unwrap().status, 200);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let again = call(
+            &second.url,
+            Method::POST,
+            "/v1/responses",
+            Some(ALICE),
+            Some(&stream),
+        )
+        .await;
+        if again.status == 200 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slot never came back: {}",
+            again.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

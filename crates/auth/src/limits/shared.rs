@@ -96,3 +96,80 @@ impl SharedMeter {
         });
     }
 }
+
+/// A replica's rows count while refreshed within this.
+const STREAMS_FRESH_SECONDS: i64 = 30;
+/// How often a replica refreshes its rows.
+const STREAMS_REFRESH: Duration = Duration::from_secs(10);
+
+/// Concurrent streams counted in the store, across replicas: each replica
+/// keeps a count per key under its own id and refreshes it, so the streams of
+/// a replica that died stop counting within half a minute.
+#[derive(Clone)]
+pub(crate) struct SharedStreams {
+    pub(crate) store: Arc<dyn RateWindowStore>,
+    pub(crate) replica: String,
+}
+
+impl SharedStreams {
+    /// A replica's streams, refreshed on a task for the life of the process.
+    pub(crate) fn start(store: Arc<dyn RateWindowStore>) -> Self {
+        let replica = antwort_engine::ids::replica_id();
+        let streams = Self { store, replica };
+        let refresher = streams.clone();
+        antwort_engine::tasks::spawn(async move {
+            let mut ticks = tokio::time::interval(STREAMS_REFRESH);
+            loop {
+                ticks.tick().await;
+                let now = unix_now();
+                if let Err(error) = refresher
+                    .store
+                    .refresh_streams(&refresher.replica, now, now - STREAMS_FRESH_SECONDS)
+                    .await
+                {
+                    tracing::debug!(%error, "cannot refresh this replica's stream counts");
+                }
+            }
+        });
+        streams
+    }
+
+    /// Counts a stream of `key` unless `max` are open; a store that cannot
+    /// answer lets it through.
+    pub(crate) async fn open(&self, key: &str, max: u32) -> bool {
+        let now = unix_now();
+        match self
+            .store
+            .open_stream(
+                key,
+                &self.replica,
+                i64::from(max),
+                now - STREAMS_FRESH_SECONDS,
+                now,
+            )
+            .await
+        {
+            Ok(opened) => opened,
+            Err(error) => {
+                tracing::warn!(%error, "the shared stream limit cannot be read; letting the stream through");
+                true
+            }
+        }
+    }
+
+    /// Gives a stream back, on a task (a slot is dropped where nothing can wait).
+    pub(crate) fn close(&self, key: String) {
+        let (store, replica) = (self.store.clone(), self.replica.clone());
+        if tokio::runtime::Handle::try_current().is_ok() {
+            antwort_engine::tasks::spawn(async move {
+                if let Err(error) = store.close_stream(&key, &replica).await {
+                    tracing::warn!(%error, "cannot give a stream back to the shared limit");
+                }
+            });
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    i64::try_from(clock::unix_now()).unwrap_or(i64::MAX)
+}

@@ -57,7 +57,7 @@ async fn create_streaming(
     request: CreateResponseRequest,
 ) -> Result<Response, HttpError> {
     let keepalive = state.config.keepalive_interval;
-    let slot = match state.auth.limits.stream_slot(&caller.identity) {
+    let slot = match state.auth.limits.stream_slot(&caller.identity).await {
         Ok(slot) => slot,
         Err(refusal) => {
             caller.audit(

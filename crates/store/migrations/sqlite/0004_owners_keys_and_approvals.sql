@@ -35,3 +35,15 @@ CREATE TABLE rate_windows (
     used BIGINT NOT NULL,
     PRIMARY KEY (key, window_start)
 );
+
+-- Streams open per key (or tenant) on each replica, for the shared limit on
+-- concurrent streams. A replica refreshes `seen_at` of its rows every few
+-- seconds; rows of a replica that stopped refreshing (it crashed) no longer
+-- count once stale.
+CREATE TABLE stream_slots (
+    key TEXT NOT NULL,
+    replica TEXT NOT NULL,
+    open BIGINT NOT NULL,
+    seen_at BIGINT NOT NULL,
+    PRIMARY KEY (key, replica)
+);
