@@ -7,9 +7,8 @@
 use std::sync::Arc;
 
 use antwort_api::{
-    AddConversationItemsRequest, CompactRequest, CreateConversationRequest,
-    CreateResponseRequest, Item, UpdateConversationRequest, check_item_ids, normalize_items,
-    parse_json,
+    AddConversationItemsRequest, CompactRequest, CreateConversationRequest, CreateResponseRequest,
+    Item, UpdateConversationRequest, check_item_ids, normalize_items, parse_json,
 };
 use antwort_engine::ToolType;
 use libfuzzer_sys::fuzz_target;
@@ -19,7 +18,14 @@ fuzz_target!(|body: &[u8]| {
         let types: Vec<Arc<dyn ToolType>> = vec![Arc::new(antwort_engine::mcp::McpType::new(
             Arc::new(antwort_engine::mcp::NoMcp),
         ))];
-        let _ = antwort_engine::prepare::plan(request, Some("m"), "resp_1".into(), 1, &types);
+        let _ = antwort_engine::prepare::plan(
+            request,
+            Some("m"),
+            "resp_1".into(),
+            1,
+            &types,
+            &antwort_engine::Scope::default(),
+        );
     }
     let _ = CompactRequest::from_json(body);
     let _ = parse_json::<CreateConversationRequest>(body);
