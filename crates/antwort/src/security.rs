@@ -36,11 +36,7 @@ pub async fn build_auth(config: &Config, store: Arc<SqlStore>) -> anyhow::Result
                 "no authentication is configured: serving unauthenticated, on loopback only. \
                  Configure auth.api_keys or auth.jwt to serve other hosts"
             );
-            let stored = keys
-                .list_keys(None)
-                .await
-                .map(|keys| keys.iter().filter(|key| key.revoked_at.is_none()).count());
-            if let Ok(active) = stored
+            if let Ok(active) = active_keys(&*keys).await
                 && active > 0
             {
                 tracing::warn!(
@@ -65,13 +61,9 @@ pub async fn build_auth(config: &Config, store: Arc<SqlStore>) -> anyhow::Result
     let uses_jwt = matches!(kind, AuthKind::Jwt | AuthKind::Chain);
     let (ring, runtime) = if uses_keys {
         let ring = KeyRing::new(&configured_keys(section)?).map_err(anyhow::Error::msg)?;
-        let active = keys
-            .list_keys(None)
+        let active = active_keys(&*keys)
             .await
-            .context("cannot read the API keys of the database")?
-            .iter()
-            .filter(|key| key.revoked_at.is_none())
-            .count();
+            .context("cannot read the API keys of the database")?;
         if ring.is_empty() && active == 0 && !uses_jwt {
             anyhow::bail!(
                 "auth.type is apikey but no key is configured: set auth.api_keys, \
@@ -115,6 +107,12 @@ pub async fn build_auth(config: &Config, store: Arc<SqlStore>) -> anyhow::Result
         "authentication is required"
     );
     Ok(Auth::required(ring, runtime, jwt, limits, audit))
+}
+
+/// How many keys of the database are not revoked.
+async fn active_keys(keys: &dyn KeyStore) -> Result<usize, antwort_engine::store::StoreError> {
+    let listed = keys.list_keys(None).await?;
+    Ok(listed.iter().filter(|key| key.revoked_at.is_none()).count())
 }
 
 fn limit(section: &config::LimitSection) -> LimitSettings {

@@ -5,7 +5,6 @@
 //! Keys the set holds that antwort cannot use (encryption keys, HMAC secrets,
 //! unknown algorithms) are skipped one by one, not fatal to the set.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -35,7 +34,6 @@ pub(crate) struct JwksCache {
     current: RwLock<Fetched>,
     /// One fetch at a time; the others wait for its result.
     fetching: tokio::sync::Mutex<()>,
-    fetches: AtomicU64,
 }
 
 impl JwksCache {
@@ -55,12 +53,7 @@ impl JwksCache {
                 at: None,
             }),
             fetching: tokio::sync::Mutex::new(()),
-            fetches: AtomicU64::new(0),
         })
-    }
-
-    pub(crate) fn fetches(&self) -> u64 {
-        self.fetches.load(Ordering::Relaxed)
     }
 
     fn snapshot(&self) -> (Arc<Vec<Jwk>>, Option<Instant>) {
@@ -100,7 +93,6 @@ impl JwksCache {
         if fetched_meanwhile || (recent && !force) {
             return Ok(keys);
         }
-        self.fetches.fetch_add(1, Ordering::Relaxed);
         let result = self.fetch().await;
         let now = clock::now();
         match result {

@@ -85,11 +85,6 @@ impl JwtVerifier {
         })
     }
 
-    /// How many times the JWKS has been fetched (for metrics and tests).
-    pub fn jwks_fetches(&self) -> u64 {
-        self.jwks.fetches()
-    }
-
     /// Fetches the JWKS now; start-up calls it so that a wrong URL shows at once.
     pub async fn warm_up(&self) -> Result<(), String> {
         self.jwks.refresh(true).await.map(|_| ())

@@ -121,10 +121,6 @@ impl RuntimeKeys {
         }
     }
 
-    pub fn store(&self) -> &Arc<dyn KeyStore> {
-        &self.store
-    }
-
     /// The identity of an active key with this hash.
     pub async fn find(&self, hash: &KeyHash) -> Result<Option<Identity>, StoreError> {
         let now = clock::now();

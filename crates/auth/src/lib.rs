@@ -89,14 +89,6 @@ impl Auth {
         }
     }
 
-    pub fn mode(&self) -> Mode {
-        self.mode
-    }
-
-    pub fn jwt(&self) -> Option<&JwtVerifier> {
-        self.jwt.as_ref()
-    }
-
     pub fn runtime_keys(&self) -> Option<&RuntimeKeys> {
         self.runtime.as_ref()
     }

@@ -33,12 +33,6 @@ pub struct LimitSettings {
     pub concurrent_streams: Option<u32>,
 }
 
-impl LimitSettings {
-    pub fn is_unlimited(&self) -> bool {
-        *self == Self::default()
-    }
-}
-
 /// Streams open per key of one level.
 type OpenStreams = Arc<Mutex<HashMap<String, u32>>>;
 
@@ -112,7 +106,7 @@ impl Meter {
     ) -> Result<BucketState, (BucketState, Duration)> {
         match self {
             // A GCRA bucket cannot be read without taking: a peek takes one.
-            Meter::Local(bucket) => take(bucket, key, 1),
+            Meter::Local(bucket) => take(bucket, key),
             Meter::Shared(meter) => meter.take(key, if peek { 0 } else { 1 }).await,
         }
     }
@@ -314,12 +308,6 @@ impl RateLimits {
         self.levels.iter().any(|level| level.tokens.is_some())
     }
 
-    pub fn is_unlimited(&self) -> bool {
-        self.levels
-            .iter()
-            .all(|l| l.requests.is_none() && l.tokens.is_none() && l.max_streams.is_none())
-    }
-
     fn housekeeping(&self) {
         let n = self
             .checks
@@ -350,42 +338,32 @@ fn charge_bucket(bucket: &Bucket, key: &String, tokens: u64) {
     }
 }
 
-/// Takes `n` from `key`'s bucket: its state after, or its state and the wait.
-fn take(bucket: &Bucket, key: &String, n: u32) -> Result<BucketState, (BucketState, Duration)> {
-    let cells = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
-    let quota_limit = |snapshot_quota: Quota| snapshot_quota.burst_size().get();
-    match bucket.check_key_n(key, cells) {
-        Ok(Ok(snapshot)) => {
+/// Takes one from `key`'s bucket: its state after, or its state and the wait.
+fn take(bucket: &Bucket, key: &String) -> Result<BucketState, (BucketState, Duration)> {
+    match bucket.check_key(key) {
+        Ok(snapshot) => {
             let quota = snapshot.quota();
-            let remaining = snapshot.remaining_burst_capacity();
-            let limit = quota_limit(quota);
+            let limit = quota.burst_size().get();
+            let remaining = snapshot.remaining_burst_capacity().min(limit);
             Ok(BucketState {
                 limit,
                 remaining,
-                reset: quota.replenish_interval() * (limit - remaining.min(limit)),
+                reset: quota.replenish_interval() * (limit - remaining),
             })
         }
-        Ok(Err(not_until)) => {
+        Err(not_until) => {
             let quota = not_until.quota();
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            let limit = quota_limit(quota);
+            let limit = quota.burst_size().get();
+            let state = BucketState {
+                limit,
+                remaining: 0,
+                reset: quota.replenish_interval() * limit,
+            };
             Err((
-                BucketState {
-                    limit,
-                    remaining: 0,
-                    reset: quota.replenish_interval() * limit,
-                },
-                wait,
+                state,
+                not_until.wait_time_from(DefaultClock::default().now()),
             ))
         }
-        Err(_) => Err((
-            BucketState {
-                limit: 0,
-                remaining: 0,
-                reset: Duration::from_secs(60),
-            },
-            Duration::from_secs(60),
-        )),
     }
 }
 
