@@ -136,7 +136,16 @@ impl SseDecoder {
                 self.data.push_str(value);
                 self.has_data = true;
             }
-            "event" => value.clone_into(&mut self.event),
+            "event" => {
+                // The name is held until dispatch too, and replacement
+                // characters can make it longer than its line: bounded like
+                // `data`, so the decoder's state never exceeds the bound
+                // however the body is cut.
+                if self.line.len() + self.data.len() + value.len() > self.max_event_bytes {
+                    return Err(self.max_event_bytes);
+                }
+                value.clone_into(&mut self.event);
+            }
             // `id` and `retry` concern reconnecting, which no caller does.
             _ => {}
         }
@@ -293,6 +302,20 @@ mod tests {
             Err(64),
             "many lines add up to one event"
         );
+    }
+
+    #[test]
+    fn an_event_name_that_grows_past_the_bound_is_refused_however_it_is_cut() {
+        // Found by the backend_sse fuzz target: invalid UTF-8 in an `event:`
+        // line grows threefold as replacement characters; the name was not
+        // bounded, so the body read whole passed and read in pieces failed.
+        let mut body = b"event: ".to_vec();
+        body.extend(std::iter::repeat_n(0xFF, 40));
+        body.extend_from_slice(b"\n\ndata: x\n\n");
+        let whole = decode(&[&body], 64);
+        let pieces: Vec<&[u8]> = body.chunks(5).collect();
+        assert_eq!(whole, Err(64));
+        assert_eq!(decode(&pieces, 64), whole);
     }
 
     #[test]
