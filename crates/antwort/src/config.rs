@@ -13,10 +13,12 @@ use serde::{Deserialize, Deserializer};
 pub use crate::secret::{Dsn, Secret, SecretUrl};
 
 mod auth;
+mod websocket;
 pub use auth::{
     ApiKeySection, AuditSection, AuthKind, AuthSection, AuthorizationSection, JwtSection,
     LimitSection, RateLimitsSection, parse_key_list,
 };
+pub use websocket::WebSocketSection;
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[cfg_attr(test, derive(serde::Serialize))]
@@ -36,6 +38,8 @@ pub struct Config {
     pub egress: EgressSection,
     #[serde(default)]
     pub auth: AuthSection,
+    #[serde(default)]
+    pub websocket: WebSocketSection,
 }
 
 /// `egress`: what every outbound fetch a request causes may reach (MCP servers
@@ -536,6 +540,7 @@ impl Config {
             self.mcp.call_timeout = duration("ANTWORT_MCP_CALL_TIMEOUT", v)?;
         }
         self.auth.apply_env(&get)?;
+        self.websocket.apply_env(&get)?;
         if let Some(v) = get("ANTWORT_LOG_LEVEL") {
             self.logging.level = v;
         }
@@ -625,6 +630,7 @@ impl Config {
         }
         self.validate_mcp()?;
         self.auth.validate()?;
+        self.websocket.validate()?;
         let defaults = UrlPolicySection::default();
         if self.egress.url_policy != defaults
             && self.mcp.url_policy != defaults
@@ -949,7 +955,12 @@ mod tests {
             missing.is_empty(),
             "keys missing from docs/configuration.md: {missing:?}"
         );
-        let sources = [include_str!("config.rs"), include_str!("main.rs")];
+        let sources = [
+            include_str!("config.rs"),
+            include_str!("config/auth.rs"),
+            include_str!("config/websocket.rs"),
+            include_str!("main.rs"),
+        ];
         let mut variables: Vec<String> = Vec::new();
         for source in sources {
             for (start, _) in source.match_indices("\"ANTWORT_") {

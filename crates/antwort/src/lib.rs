@@ -192,6 +192,7 @@ pub async fn serve(
     let store = Arc::new(open_store(config).await?);
     let auth = security::build_auth(config, store.clone()).await?;
     let engine = build_engine(config, store).await?;
+    let sockets = antwort_server::ws::Sockets::default();
     let app = antwort_server::app(
         engine.clone(),
         ServerConfig {
@@ -203,8 +204,10 @@ pub async fn serve(
                 max_tools: config.server.max_tools,
             },
             cors_allowed_origins: config.server.cors_allowed_origins.clone(),
+            websocket: config.websocket.settings(),
         },
         Arc::new(auth),
+        sockets.clone(),
     );
     let drain = config.server.shutdown_timeout;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -242,10 +245,14 @@ pub async fn serve(
         _ = stop_rx => None,
     };
     tracing::info!(timeout = ?drain, "shutting down: draining open requests and stored responses");
+    // Open WebSockets take no new turn, end their running ones with their
+    // terminal events, and close; hyper's graceful shutdown does not see them.
+    sockets.close();
     let finish = async {
         if finished.is_none() {
             server.await;
         }
+        sockets.closed().await;
         engine.drain().await;
     };
     let mut finish = std::pin::pin!(finish);

@@ -53,6 +53,13 @@ pub enum ErrorCode {
     InternalError,
     /// The gateway is shutting down: its drain time ran out before the work did.
     ShuttingDown,
+    /// The client cancelled the response before it began (WebSocket `response.cancel`).
+    Cancelled,
+    /// A response is already in progress where only one may run at a time (a
+    /// WebSocket without `stream_id`, or a stream whose queue is full).
+    ResponseInProgress,
+    /// A WebSocket reached its lifetime cap (`websocket.max_connection_duration`).
+    WebSocketConnectionLimitReached,
 }
 
 impl ErrorCode {
@@ -66,7 +73,10 @@ impl ErrorCode {
             | Self::UnsupportedParameter
             | Self::PreviousResponseNotFound
             | Self::ContextLengthExceeded
-            | Self::BackendBadRequest => 400,
+            | Self::BackendBadRequest
+            | Self::Cancelled
+            | Self::WebSocketConnectionLimitReached => 400,
+            Self::ResponseInProgress => 409,
             Self::Unauthenticated => 401,
             Self::PermissionDenied => 403,
             Self::NotFound | Self::ModelNotFound => 404,
@@ -95,6 +105,9 @@ impl ErrorCode {
             | Self::RequestTimeout
             | Self::MethodNotAllowed
             | Self::BackendBadRequest
+            | Self::Cancelled
+            | Self::ResponseInProgress
+            | Self::WebSocketConnectionLimitReached
             | Self::Unauthenticated
             | Self::PermissionDenied
             | Self::ModelNotFound => "invalid_request_error",
@@ -134,6 +147,9 @@ impl ErrorCode {
             Self::StorageUnavailable => "storage_unavailable",
             Self::InternalError => "internal_error",
             Self::ShuttingDown => "server_shutting_down",
+            Self::Cancelled => "response_cancelled",
+            Self::ResponseInProgress => "response_in_progress",
+            Self::WebSocketConnectionLimitReached => "websocket_connection_limit_reached",
         }
     }
 }
@@ -175,6 +191,9 @@ impl ErrorCode {
         Self::StorageUnavailable,
         Self::InternalError,
         Self::ShuttingDown,
+        Self::Cancelled,
+        Self::ResponseInProgress,
+        Self::WebSocketConnectionLimitReached,
     ];
 
     /// The row whose `code` is `code`.

@@ -99,15 +99,20 @@ impl Run {
             Some(running) => {
                 let work = self.work(&sink, &mut out);
                 tokio::select! {
-                    conclusion = work => conclusion,
-                    stop = running.stopped() => Err(stop.error()),
+                    conclusion = work => conclusion.map_err(Some),
+                    stop = running.stopped() => Err(match stop {
+                        crate::inflight::Stop::Cancelled => None,
+                        stop => Some(stop.error()),
+                    }),
                 }
             }
-            None => self.work(&sink, &mut out).await,
+            None => self.work(&sink, &mut out).await.map_err(Some),
         };
         match conclusion {
             Ok(conclusion) => self.assembler.conclude(conclusion, &mut out),
-            Err(error) => self.assembler.fail(error, &mut out),
+            Err(Some(error)) => self.assembler.fail(error, &mut out),
+            // Cancelled by its client: not a failure, and no `error` event.
+            Err(None) => self.assembler.cancel(&mut out),
         }
         if let Some(meter) = self.metering.take()
             && let Some(usage) = &self.assembler.response().usage

@@ -53,7 +53,7 @@ impl Engine {
             ..CreateResponseRequest::default()
         };
         let mut turn = self
-            .prepare_turn(scope, turn_request, true)
+            .prepare_turn(scope, turn_request, true, &crate::CreateOptions::default())
             .await?
             .plan
             .model_request;

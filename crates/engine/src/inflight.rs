@@ -21,6 +21,9 @@ pub(crate) enum Stop {
     Shutdown,
     /// Its client deleted it: it ends failed and is not saved.
     Deleted,
+    /// Its client cancelled it ([`Cancel`]): it ends `cancelled`, and is saved
+    /// as such when stored.
+    Cancelled,
 }
 
 impl Stop {
@@ -34,11 +37,31 @@ impl Stop {
                 ErrorCode::NotFound,
                 "The response was deleted while it was being generated.",
             ),
+            Stop::Cancelled => ApiError::new(
+                ErrorCode::Cancelled,
+                "The response was cancelled before it began.",
+            ),
         }
     }
 }
 
 type Key = (String, String);
+
+/// A handle its holder cancels a response with (a WebSocket's
+/// `response.cancel`), made before the response is, so that a cancel that
+/// arrives while the backend is being asked still counts.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(CancellationToken);
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.cancel();
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.is_cancelled()
+    }
+}
 
 struct Entry {
     /// Who started it: only a scope that sees it may stop it.
@@ -57,7 +80,13 @@ pub(crate) struct Inflight {
 impl Inflight {
     /// Registers a response for as long as the returned handle lives. Only a
     /// stored response can be deleted (an unstored one is nobody else's to name).
-    pub(crate) fn register(self: &Arc<Self>, scope: &Scope, id: &str, stored: bool) -> Running {
+    pub(crate) fn register(
+        self: &Arc<Self>,
+        scope: &Scope,
+        id: &str,
+        stored: bool,
+        cancel: Option<Cancel>,
+    ) -> Running {
         let deleted = CancellationToken::new();
         let ended = CancellationToken::new();
         let key = (scope.tenant.clone(), id.to_owned());
@@ -75,6 +104,7 @@ impl Inflight {
             deleted,
             ended,
             shutdown: self.shutdown.clone(),
+            cancelled: cancel.unwrap_or_default().0,
         }
     }
 
@@ -121,6 +151,7 @@ pub(crate) struct Running {
     deleted: CancellationToken,
     ended: CancellationToken,
     shutdown: CancellationToken,
+    cancelled: CancellationToken,
 }
 
 impl Running {
@@ -129,6 +160,7 @@ impl Running {
         tokio::select! {
             () = self.deleted.cancelled() => Stop::Deleted,
             () = self.shutdown.cancelled() => Stop::Shutdown,
+            () = self.cancelled.cancelled() => Stop::Cancelled,
         }
     }
 
@@ -157,8 +189,8 @@ mod tests {
     async fn a_delete_stops_a_stored_response_and_waits_for_its_end() {
         let registry = Arc::new(Inflight::default());
         let scope = Scope::default();
-        let running = registry.register(&scope, "resp_1", true);
-        let unstored = registry.register(&scope, "resp_2", false);
+        let running = registry.register(&scope, "resp_1", true, None);
+        let unstored = registry.register(&scope, "resp_2", false, None);
         assert!(!registry.stop_for_delete(&scope, "resp_2").await);
         assert_eq!(registry.stored_in_progress(), 1);
         let loop_ = crate::tasks::spawn(async move {
@@ -171,5 +203,14 @@ mod tests {
         assert_eq!(registry.stored_in_progress(), 0);
         registry.shut_down();
         assert_eq!(unstored.stopped().await, Stop::Shutdown);
+    }
+
+    #[tokio::test]
+    async fn a_cancel_made_before_the_response_stops_it() {
+        let registry = Arc::new(Inflight::default());
+        let cancel = Cancel::default();
+        let running = registry.register(&Scope::default(), "resp_1", false, Some(cancel.clone()));
+        cancel.cancel();
+        assert_eq!(running.stopped().await, Stop::Cancelled);
     }
 }

@@ -36,6 +36,7 @@ use std::sync::Arc;
 use antwort_api::{ApiError, CreateResponseRequest, Item, Model};
 
 pub use assembler::{Assembler, ReasoningEventNames};
+pub use inflight::Cancel;
 pub use mcp::McpConnector;
 pub use model::{
     Backend, BackendError, BackendErrorKind, FinishReason, ModelEvent, ModelRequest, ModelStream,
@@ -59,6 +60,29 @@ pub struct ClientHints {
     /// The client is one of the official OpenAI SDKs (it sent `x-stainless-*`
     /// headers), whose stream helpers know only OpenAI's event names.
     pub openai_sdk: bool,
+}
+
+/// The context an unstored response left where its client keeps a connection
+/// (a WebSocket): its whole chain, its input and its output, so that the next
+/// turn's `previous_response_id` continues from memory instead of the store.
+#[derive(Debug, Clone)]
+pub struct Prior {
+    pub response_id: String,
+    pub items: Arc<Vec<Item>>,
+}
+
+/// How a create runs, past its request body.
+#[derive(Clone, Default)]
+pub struct CreateOptions {
+    pub client: ClientHints,
+    /// Told the usage once the response concludes, read by a client or not.
+    pub metering: Option<UsageMeter>,
+    /// Used instead of the store when the request continues from it.
+    pub prior: Option<Prior>,
+    /// Hand back the context the turn ran on ([`Started::context`]).
+    pub keep_context: bool,
+    /// Stops the response from outside; it then ends `cancelled`.
+    pub cancel: Option<Cancel>,
 }
 
 /// Settings of the engine itself.
@@ -129,6 +153,8 @@ struct Turn {
     tools: agent::Tools,
     /// Where the model's calls go, as far as the tools are known.
     routes: catalog::Routes,
+    /// The chain and the new input, as items, when asked for.
+    context: Option<Vec<Item>>,
 }
 
 #[derive(Clone)]
@@ -218,6 +244,7 @@ impl Engine {
         scope: &Scope,
         request: CreateResponseRequest,
         fit: bool,
+        options: &CreateOptions,
     ) -> Result<Turn, ApiError> {
         let mut plan = prepare::plan(
             request,
@@ -244,7 +271,12 @@ impl Engine {
             ));
         }
         ids::assign_item_ids(&mut own_input);
+        let prior = options
+            .prior
+            .as_ref()
+            .filter(|prior| plan.previous_response_id.as_deref() == Some(&prior.response_id));
         let mut input = match (&plan.previous_response_id, &plan.conversation_id) {
+            (Some(_), _) if let Some(prior) = prior => prior.items.to_vec(),
             (Some(previous), _) => {
                 context::load_chain(&*self.stores.responses, scope, previous).await?
             }
@@ -262,6 +294,11 @@ impl Engine {
         // What is stored is the form the OpenAI API returns; the model gets the
         // items as sent. Unkept input is never read back, so it is left as it is.
         if plan.response.store || plan.conversation_id.is_some() {
+            // A stored turn that continues an unstored one keeps the whole
+            // context: nothing of its chain is in the store to load later.
+            if prior.is_some() {
+                own_input = input.clone();
+            }
             antwort_api::normalize_items(&mut own_input);
         }
         context::check_call_outputs(&input, replayed)?;
@@ -294,6 +331,7 @@ impl Engine {
             }
             agent::Tools::Ready(ready)
         };
+        let context = options.keep_context.then(|| input.clone());
         let mut input = replay::model_view(input, &self.tool_types);
         if fit {
             let request = &plan.model_request;
@@ -314,6 +352,7 @@ impl Engine {
             approved,
             tools,
             routes,
+            context,
         })
     }
 
@@ -323,7 +362,9 @@ impl Engine {
         scope: &Scope,
         request: CreateResponseRequest,
     ) -> Result<u64, ApiError> {
-        let turn = self.prepare_turn(scope, request, false).await?;
+        let turn = self
+            .prepare_turn(scope, request, false, &CreateOptions::default())
+            .await?;
         let request = &turn.plan.model_request;
         let items: u64 = request.input.iter().map(tokens::count_item).sum();
         Ok(items + tokens::count_fixed(request.instructions.as_deref(), &request.tools))
@@ -351,13 +392,36 @@ impl Engine {
         client: ClientHints,
         metering: Option<UsageMeter>,
     ) -> Result<Started, ApiError> {
+        let options = CreateOptions {
+            client,
+            metering,
+            ..CreateOptions::default()
+        };
+        self.create_with(scope, request, options).await
+    }
+
+    /// [`Engine::create_for`], with everything a connection that outlives
+    /// one response adds ([`CreateOptions`]).
+    pub async fn create_with(
+        &self,
+        scope: &Scope,
+        request: CreateResponseRequest,
+        options: CreateOptions,
+    ) -> Result<Started, ApiError> {
         let Turn {
             plan,
             own_input,
             approved,
             tools,
             routes,
-        } = self.prepare_turn(scope, request, true).await?;
+            context,
+        } = self.prepare_turn(scope, request, true, &options).await?;
+        let CreateOptions {
+            client,
+            metering,
+            cancel,
+            ..
+        } = options;
         if !plan.skipped_tools.is_empty() {
             tracing::warn!(
                 skipped_tools = ?plan.skipped_tools,
@@ -427,7 +491,7 @@ impl Engine {
             approved,
             limits,
             persist,
-            running: Some(self.inflight.register(scope, &response_id, store)),
+            running: Some(self.inflight.register(scope, &response_id, store, cancel)),
             metering,
         });
         let skipped_tools = plan.skipped_tools;
@@ -440,6 +504,7 @@ impl Engine {
             return Ok(Started {
                 events: Events::Attached(Box::new(stream)),
                 skipped_tools,
+                context,
             });
         }
         // A stored response runs on a task of its own from here, the wait for
@@ -473,6 +538,7 @@ impl Engine {
         Ok(Started {
             events: Events::Detached(events),
             skipped_tools,
+            context,
         })
     }
 

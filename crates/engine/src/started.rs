@@ -15,6 +15,9 @@ pub struct Started {
     pub(crate) events: Events,
     /// Hosted tool types the request listed that were not offered to the model.
     pub skipped_tools: Vec<String>,
+    /// The chain and the new input the response runs on, when
+    /// [`crate::CreateOptions::keep_context`] asked for them.
+    pub context: Option<Vec<antwort_api::Item>>,
 }
 
 impl Started {

@@ -277,8 +277,8 @@ pub fn missing_scope(identity: &Identity, permission: Permission) -> ApiError {
     )
 }
 
-/// The 429 of a refused request, with `Retry-After` and the bucket headers.
-pub fn rate_limited(refusal: &Refusal) -> Response {
+/// The error of a refused request, with the seconds to wait.
+pub fn rate_limit_error(refusal: &Refusal) -> ApiError {
     let seconds = refusal.retry_after.as_secs_f64().ceil().max(1.0) as u64;
     let mut error = ApiError::new(
         ErrorCode::RateLimitExceeded,
@@ -288,7 +288,12 @@ pub fn rate_limited(refusal: &Refusal) -> Response {
         ),
     );
     error.retry_after = Some(seconds.to_string());
-    let mut response = HttpError(error).into_response();
+    error
+}
+
+/// The 429 of a refused request, with `Retry-After` and the bucket headers.
+pub fn rate_limited(refusal: &Refusal) -> Response {
+    let mut response = HttpError(rate_limit_error(refusal)).into_response();
     let admission = Admission {
         requests: refusal.requests,
         tokens: refusal.tokens,

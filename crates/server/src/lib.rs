@@ -11,6 +11,7 @@ pub mod routes;
 mod serve;
 mod sse;
 mod watch;
+pub mod ws;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -53,6 +54,8 @@ pub struct ServerConfig {
     pub limits: RequestLimits,
     /// Origins browsers may call from (`*` for any); CORS is off when empty.
     pub cors_allowed_origins: Vec<String>,
+    /// WebSocket mode on `/v1/responses`.
+    pub websocket: ws::WebSocketSettings,
 }
 
 /// What one request may ask for, past the size of its body.
@@ -70,6 +73,8 @@ pub struct AppState {
     /// Shared, not copied: every handler's `State` clones the state.
     pub config: Arc<ServerConfig>,
     pub auth: Arc<Auth>,
+    /// The open WebSockets, which shutdown closes and waits for.
+    pub sockets: ws::Sockets,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -84,6 +89,7 @@ pub fn app(
     engine: Engine,
     config: ServerConfig,
     auth: Arc<Auth>,
+    sockets: ws::Sockets,
 ) -> impl Service<Request<Body>, Response = Response, Error = Infallible, Future: Send + 'static>
 + Clone
 + Send
@@ -94,6 +100,7 @@ pub fn app(
         engine,
         config: Arc::new(config),
         auth: auth.clone(),
+        sockets,
     };
     let (rules, router) = router(state);
     let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
@@ -184,7 +191,7 @@ pub fn route_table() -> access::RouteTable {
             Method::GET,
             "/v1/responses",
             Needs(ResponsesRead),
-            stored::list_responses,
+            stored::list_or_upgrade,
         )
         .route(
             Method::GET,

@@ -354,6 +354,32 @@ impl Sse {
         }
     }
 
+    /// A WebSocket turn's events (no `[DONE]` there: the terminal event ends
+    /// it), held to the same grammar and schemas as an SSE stream. Each must
+    /// carry `stream_id` when given, which is then taken off for the schemas.
+    pub fn from_socket(mut events: Vec<Value>, stream_id: Option<&str>) -> Self {
+        for event in &mut events {
+            let object = event.as_object_mut().unwrap();
+            let lane = object.remove("stream_id");
+            assert_eq!(
+                lane.as_ref().and_then(Value::as_str),
+                stream_id,
+                "every event carries its turn's stream_id: {event}"
+            );
+        }
+        let sse = Self {
+            raw: String::new(),
+            events: events
+                .into_iter()
+                .map(|event| (event["type"].as_str().unwrap().to_owned(), event))
+                .collect(),
+            comments: 0,
+            done_last: true,
+        };
+        sse.check_grammar();
+        sse
+    }
+
     pub fn types(&self) -> Vec<&str> {
         self.events
             .iter()
@@ -394,7 +420,10 @@ impl Sse {
             terminals.contains(types.last().unwrap()),
             "terminal event last: {types:?}"
         );
-        if *types.last().unwrap() == "response.failed" {
+        // A cancelled response ends failed, but nothing went wrong: no `error`.
+        if *types.last().unwrap() == "response.failed"
+            && self.final_response()["status"] != "cancelled"
+        {
             assert_eq!(
                 types[types.len() - 2],
                 "error",

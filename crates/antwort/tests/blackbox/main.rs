@@ -31,3 +31,4 @@ mod security;
 mod storage;
 mod streaming;
 mod translation;
+mod websocket;

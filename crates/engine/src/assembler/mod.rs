@@ -366,6 +366,38 @@ impl Assembler {
         self.finished = true;
     }
 
+    /// Its client cancelled the response: open items close as incomplete,
+    /// calls not yet run are skipped, and `response.failed` carries status
+    /// `cancelled` (the grammar's terminal event for a response that neither
+    /// completed nor stopped at a limit), without an `error` event.
+    pub fn cancel(&mut self, out: &mut Vec<StreamEvent>) {
+        if self.finished {
+            return;
+        }
+        self.close_all(ItemStatus::Incomplete, out);
+        for call in std::mem::take(&mut self.running) {
+            self.call_skipped(
+                call,
+                "The response was cancelled before this call ran.",
+                out,
+            );
+        }
+        if !self.slots.is_empty() {
+            self.response.output = self.slots.drain(..).flatten().collect();
+        }
+        self.response.status = ResponseStatus::Cancelled;
+        self.response.completed_at = None;
+        self.response.incomplete_details = None;
+        self.response.error = None;
+        self.emit(
+            EventData::Failed {
+                response: Box::new(self.response.clone()),
+            },
+            out,
+        );
+        self.finished = true;
+    }
+
     /// Turns an emitted-but-unsent terminal event into `error` and
     /// `response.failed` carrying the same sequence numbers onward, for when the
     /// finished response could not be saved.

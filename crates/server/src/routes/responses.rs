@@ -145,7 +145,7 @@ fn failed_after_start(response: antwort_api::Response) -> ApiError {
 
 /// Charges a response's tokens to its caller's limits when it concludes,
 /// whether or not the client is still reading.
-fn meter(state: &AppState, caller: &Caller) -> Option<antwort_engine::UsageMeter> {
+pub(crate) fn meter(state: &AppState, caller: &Caller) -> Option<antwort_engine::UsageMeter> {
     if state.auth.limits.counts_tokens() {
         let (auth, identity) = (state.auth.clone(), caller.identity.clone());
         Some(std::sync::Arc::new(move |usage: &antwort_api::Usage| {

@@ -70,3 +70,31 @@ pub async fn input_items(
         .await?;
     Ok(Json(list(page, |item| item.id().map(str::to_owned))))
 }
+
+/// `GET /v1/responses`: a WebSocket upgrade opens WebSocket mode
+/// ([`crate::ws`]); any other request lists the stored responses.
+pub async fn list_or_upgrade(
+    state: State<AppState>,
+    caller: Caller,
+    headers: axum::http::HeaderMap,
+    upgrade: Result<
+        axum::extract::ws::WebSocketUpgrade,
+        axum::extract::ws::rejection::WebSocketUpgradeRejection,
+    >,
+    raw: RawQuery,
+) -> Result<axum::response::Response, HttpError> {
+    use axum::response::IntoResponse;
+    match upgrade {
+        Ok(upgrade) => crate::ws::upgrade(state.0, caller, &headers, upgrade).await,
+        // Asked for an upgrade, but not a valid one: say so, not list.
+        Err(rejection) if headers.contains_key(axum::http::header::UPGRADE) => Err(ApiError::new(
+            ErrorCode::InvalidValue,
+            format!(
+                "The WebSocket upgrade is invalid: {}",
+                rejection.body_text()
+            ),
+        )
+        .into()),
+        Err(_) => Ok(list_responses(state, caller, raw).await?.into_response()),
+    }
+}
