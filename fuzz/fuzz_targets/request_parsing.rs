@@ -1,6 +1,6 @@
 //! Any bytes as a request body: parsing and validation never panic, and a
 //! create request that parses also plans (the engine's first step) without
-//! panicking, whatever it holds.
+//! panicking, whatever it holds. The same bytes as a WebSocket message too.
 
 #![no_main]
 
@@ -26,6 +26,9 @@ fuzz_target!(|body: &[u8]| {
             &types,
             &antwort_engine::Scope::default(),
         );
+    }
+    if let Ok(text) = std::str::from_utf8(body) {
+        let _ = antwort_server::ws::ClientMessage::parse(text);
     }
     let _ = CompactRequest::from_json(body);
     let _ = parse_json::<CreateConversationRequest>(body);

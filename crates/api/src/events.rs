@@ -174,6 +174,19 @@ pub enum EventData {
         arguments: String,
     },
 
+    #[serde(rename = "response.custom_tool_call_input.delta")]
+    CustomToolCallInputDelta {
+        item_id: String,
+        output_index: usize,
+        delta: String,
+    },
+    #[serde(rename = "response.custom_tool_call_input.done")]
+    CustomToolCallInputDone {
+        item_id: String,
+        output_index: usize,
+        input: String,
+    },
+
     #[serde(rename = "response.mcp_list_tools.in_progress")]
     McpListToolsInProgress {
         item_id: String,
@@ -264,6 +277,8 @@ impl EventData {
             Self::ReasoningSummaryTextDone { .. } => "response.reasoning_summary_text.done",
             Self::FunctionCallArgumentsDelta { .. } => "response.function_call_arguments.delta",
             Self::FunctionCallArgumentsDone { .. } => "response.function_call_arguments.done",
+            Self::CustomToolCallInputDelta { .. } => "response.custom_tool_call_input.delta",
+            Self::CustomToolCallInputDone { .. } => "response.custom_tool_call_input.done",
             Self::McpListToolsInProgress { .. } => "response.mcp_list_tools.in_progress",
             Self::McpListToolsCompleted { .. } => "response.mcp_list_tools.completed",
             Self::McpListToolsFailed { .. } => "response.mcp_list_tools.failed",

@@ -8,6 +8,10 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::client_calls::{
+    ApplyPatchCallItem, ApplyPatchCallOutputItem, CustomToolCallItem, CustomToolCallOutputItem,
+    LocalShellCallItem, LocalShellCallOutputItem, ShellCallItem, ShellCallOutputItem,
+};
 use crate::content::{MessageContent, ReasoningPart};
 use crate::mcp::{McpApprovalRequestItem, McpApprovalResponseItem, McpCallItem, McpListToolsItem};
 use crate::web_search::WebSearchCallItem;
@@ -26,6 +30,14 @@ pub enum Item {
     McpApprovalRequest(McpApprovalRequestItem),
     McpApprovalResponse(McpApprovalResponseItem),
     WebSearchCall(WebSearchCallItem),
+    CustomToolCall(CustomToolCallItem),
+    CustomToolCallOutput(CustomToolCallOutputItem),
+    LocalShellCall(LocalShellCallItem),
+    LocalShellCallOutput(LocalShellCallOutputItem),
+    ShellCall(ShellCallItem),
+    ShellCallOutput(ShellCallOutputItem),
+    ApplyPatchCall(ApplyPatchCallItem),
+    ApplyPatchCallOutput(ApplyPatchCallOutputItem),
 }
 
 impl Item {
@@ -43,6 +55,15 @@ impl Item {
             Self::McpApprovalRequest(item) => Some(&item.id),
             Self::McpApprovalResponse(item) => item.id.as_deref(),
             Self::WebSearchCall(item) => Some(&item.id),
+            Self::CustomToolCall(item) => item.id.as_deref(),
+            Self::CustomToolCallOutput(item) => item.id.as_deref(),
+            Self::LocalShellCall(item) => Some(&item.id),
+            // Its `id` names the call it answers, not itself.
+            Self::LocalShellCallOutput(_) => None,
+            Self::ShellCall(item) => item.id.as_deref(),
+            Self::ShellCallOutput(item) => item.id.as_deref(),
+            Self::ApplyPatchCall(item) => item.id.as_deref(),
+            Self::ApplyPatchCallOutput(item) => item.id.as_deref(),
         }
     }
 }
@@ -94,6 +115,9 @@ pub struct FunctionCallItem {
     pub arguments: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<ItemStatus>,
+    /// The `namespace` tool the function was declared in, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -4,6 +4,7 @@
 //! This crate is the public contract. It does serde and validation only, no I/O, so
 //! that every other crate (and any client written in Rust) can depend on it cheaply.
 
+pub mod client_calls;
 pub mod content;
 pub mod error;
 pub mod events;
@@ -18,6 +19,11 @@ pub mod tools;
 pub mod url_text;
 pub mod web_search;
 
+pub use client_calls::{
+    ApplyPatchCallItem, ApplyPatchCallOutputItem, CustomToolCallItem, CustomToolCallOutputItem,
+    LocalShellCallItem, LocalShellCallOutputItem, ShellCallItem, ShellCallOutputItem,
+    shell_output_text,
+};
 pub use content::{
     ContentPart, ImageDetail, LogProb, MessageContent, OutputText, ReasoningPart, TopLogProb,
 };

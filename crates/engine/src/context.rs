@@ -90,19 +90,53 @@ pub async fn resolve_references(
 pub fn check_call_outputs(input: &[Item], replayed: usize) -> Result<(), ApiError> {
     let mut calls: Vec<&str> = Vec::new();
     for (index, item) in input.iter().enumerate() {
-        match item {
-            Item::FunctionCall(call) => calls.push(&call.call_id),
-            Item::FunctionCallOutput(output) if !calls.contains(&output.call_id.as_str()) => {
-                let param = format!("input[{}]", index.saturating_sub(replayed));
-                return Err(ApiError::invalid(
-                    param,
-                    format!(
-                        "No function call found for function_call_output with call_id '{}'",
-                        output.call_id
-                    ),
-                ));
+        let (kind, answers): (&str, Vec<&str>) = match item {
+            Item::FunctionCall(call) => {
+                calls.push(&call.call_id);
+                continue;
             }
-            _ => {}
+            Item::CustomToolCall(call) => {
+                calls.push(&call.call_id);
+                continue;
+            }
+            Item::ShellCall(call) => {
+                calls.push(&call.call_id);
+                continue;
+            }
+            Item::ApplyPatchCall(call) => {
+                calls.push(&call.call_id);
+                continue;
+            }
+            // Its output names it by item id or by call id.
+            Item::LocalShellCall(call) => {
+                calls.push(&call.call_id);
+                calls.push(&call.id);
+                continue;
+            }
+            Item::FunctionCallOutput(output) => ("function", vec![&output.call_id]),
+            Item::CustomToolCallOutput(output) => ("custom tool", vec![&output.call_id]),
+            Item::ShellCallOutput(output) => ("shell", vec![&output.call_id]),
+            Item::ApplyPatchCallOutput(output) => ("apply_patch", vec![&output.call_id]),
+            Item::LocalShellCallOutput(output) => (
+                "local_shell",
+                output
+                    .call_id
+                    .iter()
+                    .map(String::as_str)
+                    .chain([output.id.as_str()])
+                    .collect(),
+            ),
+            _ => continue,
+        };
+        if !answers.iter().any(|id| calls.contains(id)) {
+            let param = format!("input[{}]", index.saturating_sub(replayed));
+            return Err(ApiError::invalid(
+                param,
+                format!(
+                    "No {kind} call found for the output with call_id '{}'",
+                    answers.first().copied().unwrap_or_default()
+                ),
+            ));
         }
     }
     Ok(())

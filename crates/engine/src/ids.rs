@@ -27,6 +27,12 @@ pub fn function_call_id() -> String {
     make("fc")
 }
 
+/// The id of a call item of a client tool that is not a function (`ctc_`,
+/// `lsh_`, `sh_`, `apc_`).
+pub fn client_call_id(prefix: &str) -> String {
+    make(prefix)
+}
+
 pub fn reasoning_id() -> String {
     make("rs")
 }
@@ -57,12 +63,20 @@ pub fn assign_item_ids(items: &mut [antwort_api::Item]) {
             Item::Reasoning(r) => (&mut r.id, "rs"),
             Item::Compaction(c) => (&mut c.id, "cmp"),
             Item::McpApprovalResponse(a) => (&mut a.id, "mcpa"),
+            Item::CustomToolCall(c) => (&mut c.id, "ctc"),
+            Item::CustomToolCallOutput(o) => (&mut o.id, "ctco"),
+            Item::ShellCall(c) => (&mut c.id, "sh"),
+            Item::ShellCallOutput(o) => (&mut o.id, "sho"),
+            Item::ApplyPatchCall(c) => (&mut c.id, "apc"),
+            Item::ApplyPatchCallOutput(o) => (&mut o.id, "apco"),
             // These carry required ids of their own (they are output items sent back).
             Item::ItemReference(_)
             | Item::McpListTools(_)
             | Item::McpCall(_)
             | Item::McpApprovalRequest(_)
-            | Item::WebSearchCall(_) => continue,
+            | Item::WebSearchCall(_)
+            | Item::LocalShellCall(_)
+            | Item::LocalShellCallOutput(_) => continue,
         };
         if slot.as_deref().is_none_or(str::is_empty) {
             *slot = Some(make(prefix));

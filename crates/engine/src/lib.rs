@@ -9,6 +9,7 @@
 pub mod agent;
 pub mod assembler;
 pub mod catalog;
+pub mod client_tools;
 pub mod clock;
 pub mod compaction;
 mod context;
@@ -479,7 +480,8 @@ impl Engine {
         };
         let mut run = Box::new(agent::Run {
             assembler: Assembler::new(plan.response, plan.logprobs, reasoning_names)
-                .summarize_reasoning(summarize),
+                .summarize_reasoning(summarize)
+                .with_client_tools(plan.client_tools),
             request: plan.model_request,
             first: None,
             backend,

@@ -30,6 +30,8 @@ pub struct Plan {
     pub skipped_tools: Vec<String>,
     /// Whether output text carries log probabilities.
     pub logprobs: bool,
+    /// The client's tools that are not plain functions (offered as functions).
+    pub client_tools: crate::client_tools::ClientTools,
     /// The response whose conversation this one continues.
     pub previous_response_id: Option<String>,
     /// The conversation this response reads from and is added to.
@@ -112,12 +114,14 @@ pub fn plan(
 
     // Taken, not cloned: the response echoes them.
     let tools = request.tools.take().unwrap_or_default();
+    let (client_functions, client_tools) = crate::client_tools::declare(&tools)?;
     let functions: Vec<&FunctionTool> = tools
         .iter()
         .filter_map(|tool| match tool {
             Tool::Function(function) => Some(function),
             Tool::Mcp(_) | Tool::Hosted(_) => None,
         })
+        .chain(client_functions.iter())
         .collect();
     let mut server_tools = Vec::new();
     for kind in types {
@@ -131,7 +135,8 @@ pub fn plan(
             Tool::Hosted(hosted)
                 if !server_tools
                     .iter()
-                    .any(|declared| declared.kind() == hosted.kind) =>
+                    .any(|declared| declared.kind() == hosted.kind)
+                    && !crate::client_tools::CLIENT_TOOL_TYPES.contains(&hosted.kind.as_str()) =>
             {
                 Some(hosted.kind.clone())
             }
@@ -233,6 +238,7 @@ pub fn plan(
         tool_choice,
         skipped_tools,
         logprobs,
+        client_tools,
         previous_response_id: request.previous_response_id,
         response: Response {
             conversation: conversation_id
@@ -312,6 +318,14 @@ fn check_input(input: &[Item]) -> Result<(), ApiError> {
             | Item::McpApprovalRequest(_)
             | Item::McpApprovalResponse(_)
             | Item::WebSearchCall(_)
+            | Item::CustomToolCall(_)
+            | Item::CustomToolCallOutput(_)
+            | Item::LocalShellCall(_)
+            | Item::LocalShellCallOutput(_)
+            | Item::ShellCall(_)
+            | Item::ShellCallOutput(_)
+            | Item::ApplyPatchCall(_)
+            | Item::ApplyPatchCallOutput(_)
             | Item::FunctionCallOutput(_)
             | Item::Reasoning(_)
             | Item::ItemReference(_)

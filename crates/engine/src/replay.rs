@@ -18,6 +18,7 @@ use crate::tool::{Replay, ToolType};
 
 /// Converts `items` into what a backend is sent, with the rules of `types`.
 pub fn model_view(items: Vec<Item>, types: &[Arc<dyn ToolType>]) -> Vec<Item> {
+    let items = crate::client_tools::as_functions(items);
     let owner = |item: &Item| types.iter().find(|kind| kind.owns(item));
     if !items.iter().any(|item| owner(item).is_some()) {
         // The usual history: nothing to convert, and no copy of it to make.

@@ -74,6 +74,18 @@ impl Counter {
             Item::McpApprovalRequest(request) => {
                 PER_MESSAGE + self.text(&request.name) + self.text(&request.arguments)
             }
+            Item::CustomToolCall(call) => {
+                PER_MESSAGE + self.text(&call.name) + self.text(&call.input)
+            }
+            Item::CustomToolCallOutput(output) => PER_MESSAGE + self.content(&output.output),
+            Item::LocalShellCall(call) => PER_MESSAGE + self.text(&call.action.to_string()),
+            Item::LocalShellCallOutput(output) => PER_MESSAGE + self.text(&output.output),
+            Item::ShellCall(call) => PER_MESSAGE + self.text(&call.action.to_string()),
+            Item::ShellCallOutput(output) => PER_MESSAGE + self.text(&output.output.to_string()),
+            Item::ApplyPatchCall(call) => PER_MESSAGE + self.text(&call.operation.to_string()),
+            Item::ApplyPatchCallOutput(output) => {
+                PER_MESSAGE + output.output.as_deref().map_or(0, |t| self.text(t))
+            }
             Item::Reasoning(_)
             | Item::ItemReference(_)
             | Item::McpListTools(_)

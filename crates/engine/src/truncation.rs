@@ -139,6 +139,7 @@ mod tests {
             name: "f".into(),
             arguments: "{}".into(),
             status: None,
+            namespace: None,
         })
     }
 

@@ -15,6 +15,7 @@
 
 mod harness;
 
+mod codex_tools;
 mod context;
 mod conversations;
 mod crash;

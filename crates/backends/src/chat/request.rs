@@ -43,6 +43,10 @@ pub struct ChatRequest<'a> {
     pub top_logprobs: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<&'a str>,
+    /// OpenAI's prompt cache routing key (Codex CLI sends one per session);
+    /// servers that do not know it ignore it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_cache_key: Option<&'a str>,
     pub stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_options: Option<Value>,
@@ -148,6 +152,7 @@ pub fn chat_request(request: &ModelRequest) -> ChatRequest<'_> {
         logprobs: request.logprobs.map(|_| true),
         top_logprobs: request.logprobs.filter(|n| *n > 0),
         user: request.user.as_deref(),
+        prompt_cache_key: request.prompt_cache_key.as_deref(),
         stream: request.stream,
         // Usage arrives in a chunk of its own after the finish chunk.
         stream_options: request.stream.then(|| json!({"include_usage": true})),
@@ -220,7 +225,17 @@ fn push_item<'a>(messages: &mut Vec<ChatMessage<'a>>, item: &'a Item) {
         | Item::McpCall(_)
         | Item::McpApprovalRequest(_)
         | Item::McpApprovalResponse(_)
-        | Item::WebSearchCall(_) => {}
+        | Item::WebSearchCall(_)
+        // Client tools' calls and outputs reach a backend as function calls
+        // and outputs (the engine's `client_tools`).
+        | Item::CustomToolCall(_)
+        | Item::CustomToolCallOutput(_)
+        | Item::LocalShellCall(_)
+        | Item::LocalShellCallOutput(_)
+        | Item::ShellCall(_)
+        | Item::ShellCallOutput(_)
+        | Item::ApplyPatchCall(_)
+        | Item::ApplyPatchCallOutput(_) => {}
     }
 }
 

@@ -6,6 +6,7 @@
 use antwort_api::{EventData, FunctionCallItem, Item, ItemStatus, StreamEvent};
 
 use super::{Assembler, OpenItem};
+use crate::client_tools::{ClientToolKind, call_item};
 use crate::ids;
 use crate::tool::{CallStart, Finished, ItemEmitter, Route, ServerCall};
 
@@ -14,6 +15,12 @@ pub(super) enum CallKind {
     Function { call_id: String },
     /// A server-side tool: its item is the tool type's.
     Server { route: Route },
+    /// A client tool that is not a plain function: its item is the one the
+    /// client declared (`crate::client_tools`).
+    Client {
+        call_id: String,
+        kind: ClientToolKind,
+    },
 }
 
 impl CallKind {
@@ -25,11 +32,17 @@ impl CallKind {
         delta: String,
     ) -> Option<EventData> {
         match self {
-            Self::Function { .. } => Some(EventData::FunctionCallArgumentsDelta {
+            Self::Function { .. }
+            | Self::Client {
+                kind: ClientToolKind::Namespaced { .. },
+                ..
+            } => Some(EventData::FunctionCallArgumentsDelta {
                 item_id,
                 output_index,
                 delta,
             }),
+            // Their input is said whole, once it is known.
+            Self::Client { .. } => None,
             Self::Server { route } => route.tool.argument_delta(
                 &CallStart {
                     item_id: &item_id,
@@ -144,6 +157,26 @@ impl Assembler {
                 });
                 (id, CallKind::Server { route }, item, started)
             }
+            None if let Some(kind) = self.client_tools.get(&name).cloned() => {
+                let id = match kind {
+                    ClientToolKind::Namespaced { .. } => ids::function_call_id(),
+                    ClientToolKind::Custom { .. } => ids::client_call_id("ctc"),
+                    ClientToolKind::LocalShell => ids::client_call_id("lsh"),
+                    ClientToolKind::Shell => ids::client_call_id("sh"),
+                    ClientToolKind::ApplyPatch => ids::client_call_id("apc"),
+                };
+                let call_id = self.unique_call_id(upstream_id);
+                // What is known before the arguments: an empty call.
+                let (item, _) = call_item(
+                    &kind,
+                    id.clone(),
+                    call_id.clone(),
+                    "",
+                    ItemStatus::InProgress,
+                    output_index,
+                );
+                (id, CallKind::Client { call_id, kind }, item, Vec::new())
+            }
             None => {
                 let id = ids::function_call_id();
                 let call_id = self.unique_call_id(upstream_id);
@@ -153,6 +186,7 @@ impl Assembler {
                     name: name.clone(),
                     arguments: String::new(),
                     status: Some(ItemStatus::InProgress),
+                    namespace: None,
                 });
                 (id, CallKind::Function { call_id }, item, Vec::new())
             }
@@ -224,7 +258,17 @@ impl Assembler {
                         name,
                         arguments,
                         status: Some(status),
+                        namespace: None,
                     });
+                    (output_index, item)
+                }
+                CallKind::Client { call_id, kind } => {
+                    self.turn_client_calls += 1;
+                    let (item, events) =
+                        call_item(&kind, id, call_id, &arguments, status, output_index);
+                    for data in events {
+                        self.emit(data, out);
+                    }
                     (output_index, item)
                 }
                 CallKind::Server { route } => {

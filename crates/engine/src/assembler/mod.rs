@@ -45,6 +45,8 @@ pub struct Assembler {
     summarize_reasoning: bool,
     /// Server-side tools by the name the model calls them.
     routes: Routes,
+    /// The client's tools that are not plain functions, by offered name.
+    client_tools: crate::client_tools::ClientTools,
     /// Server-side calls of this turn whose items wait for their results.
     running: Vec<ServerCall>,
     /// Function calls and approval requests this turn closed: text after a call
@@ -114,6 +116,7 @@ impl Assembler {
             reasoning_names,
             summarize_reasoning: false,
             routes: Routes::default(),
+            client_tools: Default::default(),
             running: Vec::new(),
             citations: Vec::new(),
             turn_client_calls: 0,
@@ -135,6 +138,12 @@ impl Assembler {
     /// Sets where the model's tool calls go from now on.
     pub fn set_routes(&mut self, routes: Routes) {
         self.routes = routes;
+    }
+
+    /// Calls of these names come back as the client tool's own items.
+    pub fn with_client_tools(mut self, tools: crate::client_tools::ClientTools) -> Self {
+        self.client_tools = tools;
+        self
     }
 
     /// True once the terminal event has been emitted.

@@ -103,6 +103,7 @@ fn call_pair(call_id: String, name: String, arguments: String, output: String) -
         name,
         arguments,
         status: Some(ItemStatus::Completed),
+        namespace: None,
     });
     let output = Item::FunctionCallOutput(FunctionCallOutputItem {
         id: None,

@@ -52,6 +52,7 @@ impl ToolType for SearchType {
                 name: "web_search".into(),
                 arguments: serde_json::json!({"query": query}).to_string(),
                 status: Some(ItemStatus::Completed),
+                namespace: None,
             }),
             output: Item::FunctionCallOutput(FunctionCallOutputItem {
                 id: None,
