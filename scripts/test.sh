@@ -63,10 +63,10 @@ VENV="${VENV:-.venv}"
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c "import openai, pytest" >/dev/null 2>&1; then
+if ! "$VENV/bin/python" -c "import openai, pytest, websockets" >/dev/null 2>&1; then
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/sdk/python/requirements.txt
 fi
-if [ ! -d tests/sdk/ts/node_modules ]; then
+if [ ! -d tests/sdk/ts/node_modules/ws ]; then
   npm ci --prefix tests/sdk/ts --no-audit --no-fund --loglevel=error
 fi
 
