@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, Rust unit, snapshot and black-box tests,
-# then the official OpenAI SDKs (Python and TypeScript) against the real binaries.
-# Installs the SDK test dependencies into .venv and tests/sdk/ts/node_modules when
-# they are missing; nothing else is installed.
+# then the official OpenAI SDKs (Python and TypeScript) and a Codex CLI session
+# against the real binaries. Installs the SDK and Codex test dependencies into
+# .venv, tests/sdk/ts/node_modules and tests/codex/node_modules when they are
+# missing; nothing else is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -69,12 +70,18 @@ fi
 if [ ! -d tests/sdk/ts/node_modules/ws ]; then
   npm ci --prefix tests/sdk/ts --no-audit --no-fund --loglevel=error
 fi
+if [ ! -x tests/codex/node_modules/.bin/codex ]; then
+  npm ci --prefix tests/codex --no-audit --no-fund --loglevel=error
+fi
 
 step "build the binaries"
 cargo build --locked -p antwort -p antwort-mock
 
 step "official SDK suites (Python, TypeScript) against the real binaries, SQLite storage"
 VENV="$VENV" bash tests/sdk/run.sh
+
+step "Codex CLI session: a shell-tool round trip over WebSocket, then over SSE"
+bash tests/codex/run.sh
 
 step "official SDK suites again, PostgreSQL storage"
 if [ "${ANTWORT_TEST_POSTGRES:-}" = skip ]; then
