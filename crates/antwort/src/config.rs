@@ -281,6 +281,9 @@ pub struct EngineSection {
     pub max_turns: u32,
     /// Server-side tool calls of one turn run at once.
     pub tool_concurrency: usize,
+    /// Base64 of the 32-byte key reasoning is sealed with for clients that keep
+    /// it (`include: ["reasoning.encrypted_content"]`); random per process when unset.
+    pub reasoning_key: Option<Secret>,
 }
 
 impl Default for EngineSection {
@@ -299,6 +302,7 @@ impl Default for EngineSection {
             context_windows: std::collections::BTreeMap::new(),
             max_turns: antwort_engine::DEFAULT_MAX_TURNS,
             tool_concurrency: antwort_engine::DEFAULT_TOOL_CONCURRENCY,
+            reasoning_key: None,
         }
     }
 }
@@ -497,6 +501,9 @@ impl Config {
         if let Some(v) = get("ANTWORT_API_KEY") {
             self.engine.api_key = Some(Secret::new(v));
         }
+        if let Some(v) = get("ANTWORT_REASONING_KEY") {
+            self.engine.reasoning_key = Some(Secret::new(v));
+        }
         if let Some(v) = get("ANTWORT_API_KEY_FILE") {
             self.engine.api_key_file = Some(v);
         }
@@ -612,6 +619,13 @@ impl Config {
                 "server.header_read_timeout, body_read_timeout and idle_timeout must be greater than 0"
                     .into(),
             );
+        }
+        if let Some(key) = &self.engine.reasoning_key
+            && let Err(message) = antwort_engine::sealed::ReasoningSeal::from_base64(key.expose())
+        {
+            return invalid(format!(
+                "engine.reasoning_key (ANTWORT_REASONING_KEY) must be 32 bytes in base64 (`openssl rand -base64 32`): {message}"
+            ));
         }
         if self.server.keepalive_interval.is_zero() {
             return invalid("server.keepalive_interval must be greater than 0".into());

@@ -72,6 +72,16 @@ pub async fn build_engine(config: &Config, store: Arc<SqlStore>) -> anyhow::Resu
     );
     let mcp = antwort_tools::McpClient::with_guard(mcp_settings(&config.mcp)?, egress)
         .context("cannot set up the MCP client")?;
+    let reasoning_seal = match &config.engine.reasoning_key {
+        Some(key) => antwort_engine::sealed::ReasoningSeal::from_base64(key.expose())
+            .map_err(|e| anyhow::anyhow!("engine.reasoning_key: {e}"))?,
+        None => {
+            tracing::info!(
+                "reasoning kept by clients (encrypted_content) is sealed with a key of this process; set engine.reasoning_key to read it back after a restart or on another replica"
+            );
+            antwort_engine::sealed::ReasoningSeal::random()
+        }
+    };
     let engine = Engine::new(
         antwort_engine::Backends::single("default", Arc::new(backend)),
         antwort_engine::Stores::all(store),
@@ -96,6 +106,7 @@ pub async fn build_engine(config: &Config, store: Arc<SqlStore>) -> anyhow::Resu
                 .collect(),
             max_turns: config.engine.max_turns,
             tool_concurrency: config.engine.tool_concurrency,
+            reasoning_seal: Arc::new(reasoning_seal),
         },
     )
     .with_mcp(Arc::new(mcp));

@@ -23,6 +23,7 @@ pub mod model;
 pub mod prepare;
 pub mod registry;
 pub mod replay;
+pub mod sealed;
 mod started;
 pub mod store;
 mod stored;
@@ -107,6 +108,9 @@ pub struct EngineConfig {
     pub max_turns: u32,
     /// Server-side tool calls of one turn run at once (when parallel calls are allowed).
     pub tool_concurrency: usize,
+    /// Seals reasoning for clients that keep it (`reasoning.encrypted_content`);
+    /// a random key when none is configured.
+    pub reasoning_seal: Arc<sealed::ReasoningSeal>,
 }
 
 /// Large enough for current open models (Llama 3.x, Qwen 3 with YaRN, Mistral);
@@ -129,6 +133,7 @@ impl Default for EngineConfig {
             model_context_windows: std::collections::HashMap::new(),
             max_turns: DEFAULT_MAX_TURNS,
             tool_concurrency: DEFAULT_TOOL_CONCURRENCY,
+            reasoning_seal: Arc::new(sealed::ReasoningSeal::random()),
         }
     }
 }
@@ -257,6 +262,7 @@ impl Engine {
         )?;
         let mut own_input = std::mem::take(&mut plan.model_request.input);
         context::resolve_references(&*self.stores.responses, scope, &mut own_input).await?;
+        sealed::open_input(&self.config.reasoning_seal, &scope.tenant, &mut own_input)?;
         // The ids the input holds, the referenced items' among them: a
         // conversation must not get an item twice, nor a response two of one id.
         let client_ids: Vec<(usize, String)> = own_input
@@ -472,6 +478,11 @@ impl Engine {
                 .reasoning
                 .as_ref()
                 .is_some_and(|reasoning| reasoning.summary.is_some());
+        let sealing = plan
+            .model_request
+            .include
+            .contains(&antwort_api::Include::ReasoningEncryptedContent)
+            .then(|| (self.config.reasoning_seal.clone(), scope.tenant.clone()));
         let limits = agent::Limits {
             max_tool_calls: plan.response.max_tool_calls,
             max_turns: self.config.max_turns,
@@ -481,7 +492,8 @@ impl Engine {
         let mut run = Box::new(agent::Run {
             assembler: Assembler::new(plan.response, plan.logprobs, reasoning_names)
                 .summarize_reasoning(summarize)
-                .with_client_tools(plan.client_tools),
+                .with_client_tools(plan.client_tools)
+                .with_sealing(sealing),
             request: plan.model_request,
             first: None,
             backend,

@@ -181,3 +181,56 @@ async fn prompt_cache_key_reaches_the_backend() {
     let sent: Value = serde_json::from_str(&output_text(&response)).unwrap();
     assert_eq!(sent["prompt_cache_key"], "codex-session-1");
 }
+
+#[tokio::test]
+async fn reasoning_kept_by_an_unstoring_client_is_sealed_and_read_back() {
+    let gateway = start().await;
+    let first = gateway
+        .create(json!({
+            "model": "mock-reasoning",
+            "input": "think [[reasoning:the secret plan]]",
+            "store": false,
+            "include": ["reasoning.encrypted_content"],
+        }))
+        .await;
+    let reasoning = items_of(&first, "reasoning")[0].clone();
+    let sealed = reasoning["encrypted_content"].as_str().unwrap().to_owned();
+    assert!(!sealed.contains("secret"), "never the plain text: {sealed}");
+    // Codex sends the item back without its text; the gateway reads it again
+    // (here into a stored response, whose input items show it).
+    let kept = json!({"type": "reasoning", "id": reasoning["id"], "summary": [], "encrypted_content": sealed});
+    let next = gateway
+        .create(json!({"input": [kept, {"role": "user", "content": "go on"}]}))
+        .await;
+    let items = gateway
+        .get(&format!(
+            "/v1/responses/{}/input_items?order=asc",
+            next["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        items.body["data"][0]["content"][0]["text"], "the secret plan",
+        "{}",
+        items.body
+    );
+    // Not asked for: no blob.
+    let plain = gateway
+        .create(json!({"model": "mock-reasoning", "input": "think", "store": false}))
+        .await;
+    assert!(
+        items_of(&plain, "reasoning")[0]
+            .get("encrypted_content")
+            .is_none()
+    );
+    // Altered, it is refused by name.
+    let mut altered = sealed.clone();
+    altered.replace_range(sealed.len() - 4.., "AAAA");
+    let answer = gateway
+        .post(
+            "/v1/responses",
+            &json!({"input": [{"type": "reasoning", "summary": [], "encrypted_content": altered}, {"role": "user", "content": "x"}]}),
+        )
+        .await;
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert_eq!(answer.body["error"]["param"], "input[0].encrypted_content");
+}

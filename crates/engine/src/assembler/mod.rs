@@ -43,6 +43,9 @@ pub struct Assembler {
     /// Whether a reasoning item's summary is filled from its text, with the
     /// summary events streamed beside the text's.
     summarize_reasoning: bool,
+    /// Seals each reasoning item's text into its `encrypted_content`, for the
+    /// tenant, when the client asked to keep reasoning.
+    sealing: Option<(std::sync::Arc<crate::sealed::ReasoningSeal>, String)>,
     /// Server-side tools by the name the model calls them.
     routes: Routes,
     /// The client's tools that are not plain functions, by offered name.
@@ -115,6 +118,7 @@ impl Assembler {
             logprobs,
             reasoning_names,
             summarize_reasoning: false,
+            sealing: None,
             routes: Routes::default(),
             client_tools: Default::default(),
             running: Vec::new(),
@@ -138,6 +142,15 @@ impl Assembler {
     /// Sets where the model's tool calls go from now on.
     pub fn set_routes(&mut self, routes: Routes) {
         self.routes = routes;
+    }
+
+    /// Reasoning the backend did not seal itself is sealed with `seal`.
+    pub fn with_sealing(
+        mut self,
+        sealing: Option<(std::sync::Arc<crate::sealed::ReasoningSeal>, String)>,
+    ) -> Self {
+        self.sealing = sealing;
+        self
     }
 
     /// Calls of these names come back as the client tool's own items.

@@ -244,6 +244,12 @@ impl Assembler {
             );
             parts.push(part);
         }
+        let encrypted = encrypted.or_else(|| {
+            let (seal, tenant) = self.sealing.as_ref()?;
+            (!content.is_empty())
+                .then(|| seal.seal(tenant, &content))
+                .flatten()
+        });
         Item::Reasoning(ReasoningItem {
             id: Some(id),
             summary: parts,
