@@ -515,7 +515,7 @@ pub fn markdown(report: &Report, chart: &str) -> String {
         history_section(&mut md, history);
     }
     if let Some(tools) = &report.tools {
-        md.push_str("\n## 5. Tools\n\nOne request at a time, streamed. The direct side of the MCP call does what the gateway does: `tools/list` and `tools/call` on an open MCP session and both model turns.\n\n");
+        md.push_str("\n## 5. Tools\n\nOne request at a time, streamed. The direct side of the MCP call does what the gateway does: `tools/list` and `tools/call` on an open MCP session and both model turns. A tool loop's sample is one loop of 20 turns (divide by 20 for a turn), its direct side the same 20 Chat Completions turns with the whole history; the WebSocket loop opens its socket each loop and continues from the connection's memory (`store: false`).\n\n");
         compare_table(&mut md, "scenario", tools);
     }
     if let Some(idle) = &report.idle {

@@ -12,6 +12,7 @@ pub mod idle;
 pub mod overhead;
 pub mod streaming;
 pub mod throughput;
+pub mod tool_loop;
 pub mod tools;
 
 use std::future::Future;

@@ -1,6 +1,7 @@
-//! Lane 5, tools: a streamed turn that ends in a function call for the client, and
-//! a streamed turn with an MCP call the gateway runs itself against the mock's
-//! `/mcp` server, one request at a time.
+//! Lane 5, tools: a streamed turn that ends in a function call for the client, a
+//! streamed turn with an MCP call the gateway runs itself against the mock's
+//! `/mcp` server, one request at a time, and an agent's tool loop over HTTP and
+//! over one WebSocket ([`super::tool_loop`]).
 //!
 //! The direct side of the MCP scenario does by hand what the gateway must do:
 //! `tools/list` on an open MCP session, the first model turn (which asks for
@@ -103,6 +104,8 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Compare>> {
             through.finish(&gateway, ctx.clock_ticks),
         ));
     }
+    drop((gateway, mock));
+    results.extend(super::tool_loop::run(ctx).await?);
     Ok(results)
 }
 
