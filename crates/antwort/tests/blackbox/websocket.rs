@@ -656,6 +656,12 @@ async fn a_socket_needs_the_credential_http_needs_and_each_turn_checks_it_again(
         config.auth.api_keys = vec![
             api_key("sk-writer", "acme", "alice", &[]),
             api_key("sk-reader", "acme", "bob", &["responses:read"]),
+            api_key(
+                "sk-responder",
+                "acme",
+                "carol",
+                &["responses:read", "responses:write"],
+            ),
         ];
     })
     .await;
@@ -671,6 +677,16 @@ async fn a_socket_needs_the_credential_http_needs_and_each_turn_checks_it_again(
         .unwrap();
     let turn = socket.turn(json!({"input": "authorised"})).await;
     assert_eq!(turn.types().last().copied(), Some("response.completed"));
+    // A body that asks for more than the route's scope is checked as over HTTP.
+    let mut limited = Socket::open_with(&gateway, &[("authorization", "Bearer sk-responder")])
+        .await
+        .unwrap();
+    limited
+        .create(json!({"input": "x", "conversation": "conv_1"}))
+        .await;
+    let denied = limited.error().await;
+    assert_eq!(denied["status"], 403, "{denied}");
+    assert_eq!(denied["error"]["code"], "insufficient_permissions");
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@
 use std::sync::{Arc, OnceLock};
 
 use antwort_api::{ApiError, CreateResponseRequest, EventData, ResponseStatus};
-use antwort_auth::{AuditEvent, AuditKind};
+use antwort_auth::{AuditEvent, AuditKind, Permission};
 use antwort_engine::{Cancel, CreateOptions, Prior};
 use axum::extract::ws::Message;
 use futures::StreamExt;
@@ -50,7 +50,7 @@ impl Turn {
             continued: None,
             remembered: None,
         };
-        let slot = match admit(&session).await {
+        let slot = match admit(&session, &request).await {
             Ok(slot) => slot,
             Err(error) => {
                 // Not the engine's refusal: what the lane remembers stays.
@@ -124,8 +124,20 @@ fn text(message: String) -> Message {
 /// A turn is a request: its credential is checked again (revoked keys and
 /// expired tokens stop here), and it takes a request and a stream from the
 /// caller's limits.
-async fn admit(session: &Session) -> Result<antwort_auth::StreamSlot, ApiError> {
+async fn admit(
+    session: &Session,
+    request: &CreateResponseRequest,
+) -> Result<antwort_auth::StreamSlot, ApiError> {
     let state = &session.state;
+    // What the body asks beyond the route's scope, as `POST /v1/responses` checks it.
+    if request.conversation.is_some()
+        && !session.caller.identity.may(Permission::ConversationsWrite)
+    {
+        return Err(crate::access::missing_scope(
+            &session.caller.identity,
+            Permission::ConversationsWrite,
+        ));
+    }
     let identity = state
         .auth
         .authenticate(&session.credentials)

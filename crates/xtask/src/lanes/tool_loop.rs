@@ -27,7 +27,8 @@ use crate::load::{self, Api, Job, closed_loop};
 /// Turns in one loop.
 pub const TURNS: usize = 20;
 
-const PROMPT: &str = "Check the weather until told to stop [[tool_always:get_weather:{\"city\":\"Paris\"}]]";
+const PROMPT: &str =
+    "Check the weather until told to stop [[tool_always:get_weather:{\"city\":\"Paris\"}]]";
 
 fn tool() -> Value {
     json!({"type": "function", "name": "get_weather", "description": "The weather in a city",
@@ -143,7 +144,9 @@ fn http_loop(ctx: &Ctx, url: String, stored: bool) -> Job {
 
 /// One streamed turn over HTTP; its final response.
 async fn sse_turn(client: &reqwest::Client, url: &str, body: &Value) -> Result<Value> {
-    let response = load::json_request(client, url, body.to_string()).send().await?;
+    let response = load::json_request(client, url, body.to_string())
+        .send()
+        .await?;
     if !response.status().is_success() {
         bail!("HTTP {}", response.status());
     }
@@ -187,9 +190,8 @@ fn socket_loop(url: String) -> Job {
     })
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn socket_turn(socket: &mut Socket) -> Result<Value> {
     while let Some(frame) = socket.next().await {
@@ -201,7 +203,8 @@ async fn socket_turn(socket: &mut Socket) -> Result<Value> {
             let value: Value = serde_json::from_str(&text)?;
             return Ok(value["response"].clone());
         }
-        if text.contains("\"type\":\"response.failed\"") || text.starts_with("{\"type\":\"error\"") {
+        if text.contains("\"type\":\"response.failed\"") || text.starts_with("{\"type\":\"error\"")
+        {
             bail!("the turn ended with {text}");
         }
     }
