@@ -89,6 +89,7 @@ PY
 status=0
 for websockets in true false; do
   before=$(grep -c "websocket opened" "$WORK/antwort.log" || true)
+  lines_before=$(wc -l <"$WORK/antwort.log")
   if ! session "$websockets"; then
     echo "codex exec failed (supports_websockets = $websockets)" >&2
     tail -n 40 "$WORK/codex-$websockets.log" >&2
@@ -100,15 +101,29 @@ for websockets in true false; do
     echo "the shell call did not come back (supports_websockets = $websockets)" >&2
     status=1
   fi
-  if [ "$websockets" = true ] && [ "$after" -le "$before" ]; then
-    echo "Codex did not use a WebSocket although the provider supports it" >&2
+  # Responses the gateway finished, by the method of the request that made
+  # them: GET is the upgrade of a socket, POST an HTTP create.
+  session_log="$(tail -n +"$((lines_before + 1))" "$WORK/antwort.log")"
+  over_socket=$(grep "response finished" <<<"$session_log" | grep -c "method=GET" || true)
+  over_http=$(grep "response finished" <<<"$session_log" | grep -c "method=POST" || true)
+  if [ "$websockets" = true ] && { [ "$after" -le "$before" ] || [ "$over_socket" -lt 2 ] || [ "$over_http" -ne 0 ]; }; then
+    echo "Codex did not run its turns over a WebSocket ($over_socket over a socket, $over_http over HTTP)" >&2
+    status=1
+  fi
+  if [ "$websockets" = false ] && [ "$over_http" -lt 2 ]; then
+    echo "Codex did not run its turns over HTTP ($over_http)" >&2
+    status=1
+  fi
+  if grep -q "websocket error sent to the client" <<<"$session_log"; then
+    echo "the gateway sent Codex an error:" >&2
+    grep "websocket error sent to the client" <<<"$session_log" >&2
     status=1
   fi
   if [ "$websockets" = false ] && [ "$after" -ne "$before" ]; then
     echo "Codex opened a WebSocket although the provider does not support it" >&2
     status=1
   fi
-  echo "codex exec, supports_websockets = $websockets: shell round trip through antwort ok ($((after - before)) sockets)"
+  echo "codex exec, supports_websockets = $websockets: shell round trip through antwort ($((after - before)) sockets, $over_socket turns over a socket, $over_http over HTTP)"
 done
 if [ "$status" != 0 ]; then
   tail -n 40 "$WORK/antwort.log" >&2

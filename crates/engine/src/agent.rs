@@ -131,6 +131,21 @@ impl Run {
         drop(running);
     }
 
+    /// A response that generates nothing (a WebSocket turn with `generate:
+    /// false`, which Codex CLI sends to warm a connection up): it starts and
+    /// completes with no output, and is saved when stored, so that the next
+    /// turn can continue from it.
+    pub(crate) async fn warm_up(mut self: Box<Self>, sink: EventSink) {
+        let mut out = Vec::new();
+        self.assembler.start(&mut out);
+        let now = crate::clock::unix_now();
+        self.assembler
+            .conclude(crate::assembler::Conclusion::Completed { now }, &mut out);
+        let running = self.running.take();
+        self.save_and_end(out, &sink).await;
+        drop(running);
+    }
+
     /// The loop itself: tools prepared, approved calls run, then model turns
     /// until the response concludes. Events go out as they happen; the
     /// conclusion (or the error it failed with) is the caller's to emit.

@@ -53,13 +53,22 @@ impl ClientTools {
 /// The functions the model is offered for the client tools in `tools`, and
 /// what each name stands for.
 pub fn declare(tools: &[Tool]) -> Result<(Vec<FunctionTool>, ClientTools), ApiError> {
-    let mut offered = Vec::new();
+    let mut offered: Vec<FunctionTool> = Vec::new();
     let mut kinds = HashMap::new();
+    // Names the model already calls: the plain functions'.
+    let mut taken: std::collections::HashSet<String> = tools
+        .iter()
+        .filter_map(|tool| match tool {
+            Tool::Function(function) => Some(function.name.clone()),
+            _ => None,
+        })
+        .collect();
     for (index, tool) in tools.iter().enumerate() {
         let Tool::Hosted(hosted) = tool else {
             continue;
         };
         let param = |field: &str| format!("tools[{index}].{field}");
+        let before = offered.len();
         match hosted.kind.as_str() {
             "custom" => {
                 let (function, kind) = custom(hosted, None, &param)?;
@@ -80,6 +89,19 @@ pub fn declare(tools: &[Tool]) -> Result<(Vec<FunctionTool>, ClientTools), ApiEr
             }
             "namespace" => namespace(hosted, &param, &mut offered, &mut kinds)?,
             _ => {}
+        }
+        // One name, one tool: a call must come back as the item of the tool
+        // the client meant.
+        for function in &offered[before..] {
+            if !taken.insert(function.name.clone()) {
+                return Err(ApiError::invalid(
+                    format!("tools[{index}]"),
+                    format!(
+                        "two tools are offered to the model as '{}'; give them different names",
+                        function.name
+                    ),
+                ));
+            }
         }
     }
     Ok((offered, ClientTools(Arc::new(kinds))))

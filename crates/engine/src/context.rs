@@ -89,6 +89,8 @@ pub async fn resolve_references(
 /// are the request's own, whose positions the error names.
 pub fn check_call_outputs(input: &[Item], replayed: usize) -> Result<(), ApiError> {
     let mut calls: Vec<&str> = Vec::new();
+    // A local shell output may name its call by the call's item id instead.
+    let mut shell_items: Vec<&str> = Vec::new();
     for (index, item) in input.iter().enumerate() {
         let (kind, answers): (&str, Vec<&str>) = match item {
             Item::FunctionCall(call) => {
@@ -110,13 +112,16 @@ pub fn check_call_outputs(input: &[Item], replayed: usize) -> Result<(), ApiErro
             // Its output names it by item id or by call id.
             Item::LocalShellCall(call) => {
                 calls.push(&call.call_id);
-                calls.push(&call.id);
+                shell_items.push(&call.id);
                 continue;
             }
             Item::FunctionCallOutput(output) => ("function", vec![&output.call_id]),
             Item::CustomToolCallOutput(output) => ("custom tool", vec![&output.call_id]),
             Item::ShellCallOutput(output) => ("shell", vec![&output.call_id]),
             Item::ApplyPatchCallOutput(output) => ("apply_patch", vec![&output.call_id]),
+            Item::LocalShellCallOutput(output) if shell_items.contains(&output.id.as_str()) => {
+                continue;
+            }
             Item::LocalShellCallOutput(output) => (
                 "local_shell",
                 output

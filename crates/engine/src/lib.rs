@@ -85,6 +85,9 @@ pub struct CreateOptions {
     pub keep_context: bool,
     /// Stops the response from outside; it then ends `cancelled`.
     pub cancel: Option<Cancel>,
+    /// Generate nothing: the response starts and completes empty (a
+    /// WebSocket `generate: false`, the warm-up Codex CLI sends).
+    pub warm_up: bool,
 }
 
 /// Settings of the engine itself.
@@ -262,7 +265,7 @@ impl Engine {
         )?;
         let mut own_input = std::mem::take(&mut plan.model_request.input);
         context::resolve_references(&*self.stores.responses, scope, &mut own_input).await?;
-        sealed::open_input(&self.config.reasoning_seal, &scope.tenant, &mut own_input)?;
+        sealed::open_input(&self.config.reasoning_seal, &scope.tenant, &mut own_input);
         // The ids the input holds, the referenced items' among them: a
         // conversation must not get an item twice, nor a response two of one id.
         let client_ids: Vec<(usize, String)> = own_input
@@ -283,10 +286,10 @@ impl Engine {
             .as_ref()
             .filter(|prior| plan.previous_response_id.as_deref() == Some(&prior.response_id));
         let mut input = match (&plan.previous_response_id, &plan.conversation_id) {
-            (Some(_), _) if let Some(prior) = prior => prior.items.to_vec(),
-            (Some(previous), _) => {
-                context::load_chain(&*self.stores.responses, scope, previous).await?
-            }
+            (Some(previous), _) => match prior {
+                Some(prior) => prior.items.to_vec(),
+                None => context::load_chain(&*self.stores.responses, scope, previous).await?,
+            },
             (None, Some(conversation)) => {
                 let items =
                     context::load_conversation(&*self.stores.conversations, scope, conversation)
@@ -427,6 +430,7 @@ impl Engine {
             client,
             metering,
             cancel,
+            warm_up,
             ..
         } = options;
         if !plan.skipped_tools.is_empty() {
@@ -456,7 +460,7 @@ impl Engine {
         // Without tool work before the first turn, the backend is asked before
         // the response starts, so that its failure is still the client's HTTP
         // status.
-        let ask_first = approved.is_empty() && matches!(tools, agent::Tools::Ready(_));
+        let ask_first = !warm_up && approved.is_empty() && matches!(tools, agent::Tools::Ready(_));
         // Work whose result is kept (the response, or the conversation it joins)
         // finishes without its client.
         let store = plan.response.store || plan.conversation_id.is_some();
@@ -514,7 +518,7 @@ impl Engine {
                 run.first =
                     Some(first_answer(&run.backend, &run.request, run.running.as_ref()).await?);
             }
-            let stream = ResponseStream::new(response_id, |sink| run.run(sink));
+            let stream = ResponseStream::new(response_id, |sink| drive(run, sink, warm_up));
             return Ok(Started {
                 events: Events::Attached(Box::new(stream)),
                 skipped_tools,
@@ -537,7 +541,7 @@ impl Engine {
                     }
                 }
             }
-            let stream = ResponseStream::new(response_id, |sink| run.run(sink));
+            let stream = ResponseStream::new(response_id, |sink| drive(run, sink, warm_up));
             let (follower, drive) = stream.publish(&*log, &scope);
             // A client gone by now leaves the follower unread; the work goes on.
             let _ = answer.send(Ok(follower));
@@ -608,6 +612,15 @@ impl Engine {
         };
         let (store, backends) = futures::join!(store, backends);
         Readiness { store, backends }
+    }
+}
+
+/// A run's future: its loop, or the empty turn of a warm-up.
+async fn drive(run: Box<agent::Run>, sink: stream::EventSink, warm_up: bool) {
+    if warm_up {
+        run.warm_up(sink).await;
+    } else {
+        run.run(sink).await;
     }
 }
 

@@ -3,9 +3,10 @@
 //! travels in the item's `encrypted_content`, sealed with a key only this
 //! gateway holds (ChaCha20-Poly1305 from *ring*, bound to the tenant), so
 //! that a client that stores nothing can send it back and the gateway reads it
-//! again, while the client, and anyone between, read nothing.
+//! again. The blob is never the plain text (the item's `content` and the
+//! stream's events show the text to the client that asked, as before).
 
-use antwort_api::{ApiError, ReasoningPart};
+use antwort_api::ReasoningPart;
 use base64::Engine as _;
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -113,13 +114,12 @@ impl ReasoningSeal {
     }
 }
 
-/// Opens the sealed reasoning of the request's own input items, in place; a
-/// blob of this gateway that does not open is a 400 naming the item.
-pub fn open_input(
-    seal: &ReasoningSeal,
-    tenant: &str,
-    input: &mut [antwort_api::Item],
-) -> Result<(), ApiError> {
+/// Opens the sealed reasoning of the request's own input items, in place. A
+/// blob of this gateway that does not open (sealed before a restart with a
+/// random key, by a replica with another key, or altered) is passed over with
+/// a warning: the reasoning is lost, the turn is not (chat models are not sent
+/// earlier reasoning anyway), so a long session survives a key change.
+pub fn open_input(seal: &ReasoningSeal, tenant: &str, input: &mut [antwort_api::Item]) {
     for (index, item) in input.iter_mut().enumerate() {
         let antwort_api::Item::Reasoning(reasoning) = item else {
             continue;
@@ -133,14 +133,14 @@ pub fn open_input(
             }
             None | Some(Ok(_)) => {}
             Some(Err(why)) => {
-                return Err(ApiError::invalid(
-                    format!("input[{index}].encrypted_content"),
-                    format!("The encrypted reasoning could not be read: {why}."),
-                ));
+                tracing::warn!(
+                    item = index,
+                    why,
+                    "sealed reasoning in the input could not be opened; passed over"
+                );
             }
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]

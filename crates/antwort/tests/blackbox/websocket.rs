@@ -2,6 +2,7 @@
 //! plain tungstenite client (the official SDKs' WebSocket clients run in
 //! `tests/sdk`).
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -696,4 +697,160 @@ async fn websocket_mode_off_answers_426_so_codex_falls_back_at_once() {
     assert!(refused.to_string().contains("426"), "{refused}");
     // A plain GET still lists.
     assert_eq!(gateway.get("/v1/responses").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_warm_up_generates_nothing_and_the_next_turn_continues_it() {
+    let gateway = start().await;
+    let mut socket = Socket::open(&gateway).await;
+    // Codex CLI warms a connection up with `generate: false`.
+    let warm = socket
+        .turn(json!({"input": "the instructions so far", "store": false, "generate": false}))
+        .await;
+    assert_eq!(warm.final_response()["status"], "completed");
+    assert_eq!(warm.final_response()["output"], json!([]));
+    let requests = || gateway.mock_stats.requests.load(Ordering::SeqCst);
+    assert_eq!(requests(), 0, "the backend was not asked");
+    let next = socket
+        .turn(json!({
+            "input": "go [[echo_request]]",
+            "previous_response_id": response_id(&warm),
+            "store": false,
+        }))
+        .await;
+    assert!(output_text(next.final_response()).contains("the instructions so far"));
+    assert_eq!(requests(), 1);
+}
+
+#[tokio::test]
+async fn turns_that_follow_at_once_find_the_default_lane_free() {
+    let gateway = start().await;
+    let mut socket = Socket::open(&gateway).await;
+    let mut previous: Option<String> = None;
+    for n in 0..30 {
+        let mut body = json!({"input": format!("turn {n}"), "store": false});
+        if let Some(previous) = &previous {
+            body["previous_response_id"] = json!(previous);
+        }
+        // `events` fails on an `error` message: a busy lane would be one.
+        let turn = socket.turn(body).await;
+        previous = Some(response_id(&turn));
+    }
+}
+
+#[tokio::test]
+async fn a_cancelled_unstored_turn_stops_generating_upstream() {
+    let gateway = start().await;
+    let mut socket = Socket::open(&gateway).await;
+    socket
+        .create(json!({"input": "long [[tokens:400]] [[delay_ms:10]]", "store": false}))
+        .await;
+    let created = socket.message().await;
+    socket
+        .send(json!({"type": "response.cancel", "response_id": created["response"]["id"]}))
+        .await;
+    let last = loop {
+        let event = socket.message().await;
+        if event["type"] == "response.failed" {
+            break event;
+        }
+    };
+    assert_eq!(last["response"]["status"], "cancelled");
+    wait_for(|| gateway.mock_stats.streams_cancelled.load(Ordering::SeqCst) == 1).await;
+    // A continuation of a cancelled turn's predecessor still works: cancel is not a failure.
+    let turn = socket.turn(json!({"input": "after", "store": false})).await;
+    assert_eq!(turn.types().last().copied(), Some("response.completed"));
+}
+
+#[tokio::test]
+async fn a_socket_that_closes_mid_turn_cancels_unstored_work_and_finishes_stored_work() {
+    let gateway = start().await;
+    let mut socket = Socket::open(&gateway).await;
+    socket
+        .create(json!({"input": "stored [[tokens:60]] [[delay_ms:10]]", "store": true}))
+        .await;
+    let created = socket.message().await;
+    let stored_id = created["response"]["id"].as_str().unwrap().to_owned();
+    let mut other = Socket::open(&gateway).await;
+    other
+        .create(json!({"input": "unstored [[tokens:400]] [[delay_ms:10]]", "store": false}))
+        .await;
+    assert_eq!(other.message().await["type"], "response.created");
+    drop(socket);
+    drop(other);
+    wait_for(|| gateway.mock_stats.streams_cancelled.load(Ordering::SeqCst) == 1).await;
+    let stored = loop {
+        let answer = gateway.get(&format!("/v1/responses/{stored_id}")).await;
+        if answer.status == 200 && answer.body["status"] == "completed" {
+            break answer.body;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(output_text(&stored).contains("lorem"));
+}
+
+#[tokio::test]
+async fn each_turn_counts_against_the_request_limit_like_a_request() {
+    let gateway = start_with(|config| {
+        config.auth.api_keys = vec![api_key("sk-writer", "acme", "alice", &[])];
+        // The upgrade is one request, the first turn another.
+        config.auth.rate_limits.per_key.requests_per_minute = Some(2);
+    })
+    .await;
+    let mut socket = Socket::open_with(&gateway, &[("authorization", "Bearer sk-writer")])
+        .await
+        .unwrap();
+    let first = socket.turn(json!({"input": "one"})).await;
+    assert_eq!(first.types().last().copied(), Some("response.completed"));
+    socket.create(json!({"input": "two"})).await;
+    let refused = socket.error().await;
+    assert_eq!(refused["status"], 429);
+    assert_eq!(refused["error"]["code"], "rate_limit_exceeded");
+}
+
+#[tokio::test]
+async fn a_key_revoked_while_its_socket_is_open_stops_at_the_next_turn() {
+    let gateway = start_with(|config| {
+        config.auth.api_keys = vec![api_key("sk-root", "acme", "root", &["*"])];
+    })
+    .await;
+    let created = crate::harness::call(
+        &gateway.url,
+        reqwest::Method::POST,
+        "/v1/admin/keys",
+        Some("sk-root"),
+        Some(&json!({"subject": "codex"})),
+    )
+    .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let key = created.body["key"].as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {key}");
+    let mut socket = Socket::open_with(&gateway, &[("authorization", bearer.as_str())])
+        .await
+        .unwrap();
+    let turn = socket.turn(json!({"input": "before"})).await;
+    assert_eq!(turn.types().last().copied(), Some("response.completed"));
+    let revoked = crate::harness::call(
+        &gateway.url,
+        reqwest::Method::DELETE,
+        &format!("/v1/admin/keys/{}", created.body["id"].as_str().unwrap()),
+        Some("sk-root"),
+        None,
+    )
+    .await;
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    // Every replica forgets a revoked key within its cache's five seconds.
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    socket.create(json!({"input": "after"})).await;
+    let refused = socket.error().await;
+    assert_eq!(refused["status"], 401, "{refused}");
+}
+
+/// Waits until `done` holds, up to the socket suite's wait.
+async fn wait_for(done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -145,8 +145,10 @@ impl Assembler {
             return unnamed;
         };
         let output_index = self.reserve_slot();
-        let (id, kind, item, started) = match self.routes.get(&name).cloned() {
-            Some(route) => {
+        let routed = self.routes.get(&name).cloned();
+        let client_tool = self.client_tools.get(&name).cloned();
+        let (id, kind, item, started) = match (routed, client_tool) {
+            (Some(route), _) => {
                 let id = route.tool.new_item_id(route.approval);
                 let (item, started) = route.tool.start(&CallStart {
                     item_id: &id,
@@ -157,7 +159,7 @@ impl Assembler {
                 });
                 (id, CallKind::Server { route }, item, started)
             }
-            None if let Some(kind) = self.client_tools.get(&name).cloned() => {
+            (None, Some(kind)) => {
                 let id = match kind {
                     ClientToolKind::Namespaced { .. } => ids::function_call_id(),
                     ClientToolKind::Custom { .. } => ids::client_call_id("ctc"),
@@ -177,7 +179,7 @@ impl Assembler {
                 );
                 (id, CallKind::Client { call_id, kind }, item, Vec::new())
             }
-            None => {
+            (None, None) => {
                 let id = ids::function_call_id();
                 let call_id = self.unique_call_id(upstream_id);
                 let item = Item::FunctionCall(FunctionCallItem {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use antwort_api::{ApiError, ErrorCode};
 use antwort_engine::Prior;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -24,6 +24,7 @@ use super::WebSocketSettings;
 use super::lane::{Job, Lane, LaneKey, Running};
 use super::message::{ClientMessage, Unreadable, error_text};
 use super::turn::{Turn, TurnEnd};
+use super::writer::{WriteClock, write_all};
 use crate::AppState;
 use crate::extract::Caller;
 
@@ -73,6 +74,8 @@ impl Closing {
 enum Ended {
     ClientClosed,
     Idle,
+    /// The client stopped taking frames (the writer's stall clock).
+    Stalled,
     TooLarge,
     Closed(Closing),
     Broken,
@@ -83,10 +86,11 @@ impl Ended {
         match self {
             Ended::ClientClosed => "closed by the client",
             Ended::Idle => "idle timeout",
+            Ended::Stalled => "the client stopped reading",
             Ended::TooLarge => "message too large",
             Ended::Closed(Closing::LifetimeReached) => "lifetime limit reached",
             Ended::Closed(Closing::ShuttingDown) => "gateway shutting down",
-            Ended::Broken => "connection broken",
+            Ended::Broken => "connection lost without a close",
         }
     }
 }
@@ -108,10 +112,17 @@ struct Connection {
     reader: futures::stream::SplitStream<WebSocket>,
     out: mpsc::Sender<Message>,
     writer: tokio::task::JoinHandle<()>,
+    written: WriteClock,
     lanes: HashMap<LaneKey, Lane>,
-    turns: JoinSet<TurnEnd>,
+    turns: JoinSet<()>,
+    /// Each turn says how it ended here before its last message goes out, so
+    /// that its lane is free when the client, told, sends the next turn.
+    ended: mpsc::Receiver<TurnEnd>,
+    turn_ended: mpsc::Sender<TurnEnd>,
     /// Counts the turns given, to find the least recently used lane.
     given: u64,
+    /// Bytes of the messages of turns waiting on lanes.
+    queued_bytes: usize,
     closing: Option<Closing>,
     last_heard: Instant,
 }
@@ -121,16 +132,24 @@ impl Connection {
         let settings = session.state.config.websocket;
         let (sink, reader) = socket.split();
         let (out, pending) = mpsc::channel(settings.send_buffer.max(1));
-        let writer = antwort_engine::tasks::spawn(write_all(sink, pending).in_current_span());
+        let written = WriteClock::new();
+        let writer = antwort_engine::tasks::spawn(
+            write_all(sink, pending, settings.idle_timeout, written.clone()).in_current_span(),
+        );
+        let (turn_ended, ended) = mpsc::channel(settings.max_streams.max(1));
         Self {
             session: Arc::new(session),
             settings,
             reader,
             out,
             writer,
+            written,
             lanes: HashMap::new(),
             turns: JoinSet::new(),
+            ended,
+            turn_ended,
             given: 0,
+            queued_bytes: 0,
             closing: None,
             last_heard: antwort_engine::clock::now(),
         }
@@ -150,16 +169,15 @@ impl Connection {
                 && self.turns.is_empty()
             {
                 self.say(&closing.error(), None).await;
-                let _ = self
-                    .out
-                    .send(Message::Close(Some(CloseFrame {
-                        code: closing.close_code(),
-                        reason: "".into(),
-                    })))
-                    .await;
+                self.close_with(closing.close_code(), "").await;
                 break Ended::Closed(closing);
             }
             tokio::select! {
+                // Turn ends first: a lane is free before the next message is read.
+                biased;
+                Some(end) = self.ended.recv() => self.on_turn_end(end).await,
+                Some(joined) = self.turns.join_next_with_id() => self.on_joined(joined),
+                _ = &mut self.writer => break Ended::Stalled,
                 frame = self.reader.next() => {
                     self.last_heard = antwort_engine::clock::now();
                     match frame {
@@ -172,14 +190,12 @@ impl Connection {
                         None => break Ended::ClientClosed,
                     }
                 }
-                Some(finished) = self.turns.join_next() => {
-                    match finished {
-                        Ok(end) => self.on_turn_end(end),
-                        Err(error) => tracing::error!(%error, "a websocket turn panicked"),
-                    }
-                }
                 _ = ping.tick() => {
-                    if self.last_heard.elapsed() > settings.idle_timeout {
+                    // A client that reads what it is sent is alive even when
+                    // the buffer is too full for a ping to reach it.
+                    if self.last_heard.elapsed() > settings.idle_timeout
+                        && self.written.elapsed() > settings.idle_timeout
+                    {
                         break Ended::Idle;
                     }
                     // A full buffer means the client is not reading: the
@@ -197,19 +213,36 @@ impl Connection {
         // Unstored turns end with the connection; stored ones finish on their own.
         self.turns.abort_all();
         drop(self.out);
-        let writer = self.writer;
-        if tokio::time::timeout(Duration::from_secs(1), writer)
-            .await
-            .is_err()
+        let mut writer = self.writer;
+        if !writer.is_finished()
+            && tokio::time::timeout(Duration::from_secs(1), &mut writer)
+                .await
+                .is_err()
         {
             tracing::debug!("websocket writer did not finish its close in time");
+            writer.abort();
         }
         ended
+    }
+
+    /// Sends a close frame, waiting for room no longer than a stall.
+    async fn close_with(&self, code: u16, reason: &'static str) {
+        let frame = Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }));
+        let _ = tokio::time::timeout(self.settings.idle_timeout, self.out.send(frame)).await;
     }
 
     /// Sends an error, waiting for room at most as long as the client may be
     /// silent (a client that reads nothing is closed by the idle clock then).
     async fn say(&self, error: &ApiError, stream_id: Option<&str>) {
+        tracing::info!(
+            code = error.code.as_str(),
+            param = error.param.as_deref(),
+            stream_id,
+            "websocket error sent to the client"
+        );
         let message = Message::Text(error_text(error, stream_id).into());
         let _ = tokio::time::timeout(self.settings.idle_timeout, self.out.send(message)).await;
     }
@@ -230,8 +263,17 @@ impl Connection {
             Message::Close(_) => return Some(Ended::ClientClosed),
         };
         match ClientMessage::parse(text.as_str()) {
-            Ok(ClientMessage::Create { stream_id, request }) => {
-                self.on_create(stream_id, request).await;
+            Ok(ClientMessage::Create {
+                stream_id,
+                request,
+                warm_up,
+            }) => {
+                let job = Job {
+                    request,
+                    bytes: text.len(),
+                    warm_up,
+                };
+                self.on_create(stream_id, job).await;
             }
             Ok(ClientMessage::Cancel {
                 stream_id,
@@ -256,35 +298,28 @@ impl Connection {
                 ),
             );
             self.say(&error, None).await;
-            let _ = self
-                .out
-                .send(Message::Close(Some(CloseFrame {
-                    code: close_code::SIZE,
-                    reason: "message too large".into(),
-                })))
-                .await;
+            self.close_with(close_code::SIZE, "message too large").await;
             return Ended::TooLarge;
         }
         tracing::debug!(%error, "websocket read failed");
         Ended::Broken
     }
 
-    async fn on_create(
-        &mut self,
-        stream_id: Option<String>,
-        request: Box<antwort_api::CreateResponseRequest>,
-    ) {
+    async fn on_create(&mut self, stream_id: Option<String>, job: Job) {
+        let bytes = job.bytes;
         if let Some(closing) = self.closing {
             self.say(&closing.error(), stream_id.as_deref()).await;
             return;
         }
-        if let Err(error) =
-            crate::extract::RequestBody::check_limits(&*request, &self.session.state.config.limits)
-        {
+        if let Err(error) = crate::extract::RequestBody::check_limits(
+            &*job.request,
+            &self.session.state.config.limits,
+        ) {
             self.say(&error, stream_id.as_deref()).await;
             return;
         }
-        if !self.lanes.contains_key(&stream_id) && !self.make_room() {
+        let previous = job.request.previous_response_id.clone();
+        if !self.lanes.contains_key(&stream_id) && !self.make_room(previous.as_deref()) {
             let error = ApiError::new(
                 ErrorCode::ResponseInProgress,
                 format!(
@@ -298,19 +333,32 @@ impl Connection {
         }
         let named = stream_id.is_some();
         let max_waiting = self.settings.max_queued_per_stream;
-        self.given += 1;
+        // What waits is held whole: all of it together stays within two
+        // messages' worth, whatever the number of lanes.
+        let budget = self.settings.max_message_bytes.saturating_mul(2);
         let lane = self.lanes.entry(stream_id.clone()).or_default();
+        if !lane.is_idle() && self.queued_bytes.saturating_add(bytes) > budget {
+            let error = ApiError::new(
+                ErrorCode::ResponseInProgress,
+                "The responses waiting on this connection already hold as much as it buffers; wait for one to start.",
+            )
+            .with_param("stream_id");
+            self.say(&error, stream_id.as_deref()).await;
+            return;
+        }
+        self.given += 1;
         lane.last_used = self.given;
-        match lane.offer(Job { request }, named, max_waiting) {
+        match lane.offer(job, named, max_waiting) {
             Ok(Some(job)) => self.start(stream_id, job),
-            Ok(None) => {}
+            Ok(None) => self.queued_bytes += bytes,
             Err(error) => self.say(&error, stream_id.as_deref()).await,
         }
     }
 
     /// Room for one more lane: forgets the least recently used idle lane
-    /// (and what it remembered) when the connection holds as many as it may.
-    fn make_room(&mut self) -> bool {
+    /// (and what it remembered) when the connection holds as many as it may;
+    /// never the one whose memory the new turn continues.
+    fn make_room(&mut self, continues: Option<&str>) -> bool {
         if self.lanes.len() < self.settings.max_streams.max(1) {
             return true;
         }
@@ -318,6 +366,11 @@ impl Connection {
             .lanes
             .iter()
             .filter(|(_, lane)| lane.is_idle())
+            .filter(|(_, lane)| {
+                lane.memory
+                    .as_ref()
+                    .is_none_or(|memory| Some(memory.response_id.as_str()) != continues)
+            })
             .min_by_key(|(_, lane)| lane.last_used)
             .map(|(key, _)| key.clone());
         match oldest {
@@ -346,40 +399,81 @@ impl Connection {
                 .cloned()
         });
         let continued = prior.as_ref().map(|prior| prior.response_id.clone());
-        let running = Running {
-            response_id: Default::default(),
-            cancel: antwort_engine::Cancel::default(),
-        };
+        let response_id = std::sync::Arc::new(std::sync::OnceLock::new());
+        let cancel = antwort_engine::Cancel::default();
         let turn = Turn {
             lane: key.clone(),
             request: job.request,
             prior,
             continued,
-            response_id: running.response_id.clone(),
-            cancel: running.cancel.clone(),
+            response_id: response_id.clone(),
+            cancel: cancel.clone(),
+            warm_up: job.warm_up,
         };
-        if let Some(lane) = self.lanes.get_mut(&key) {
-            lane.running = Some(running);
-        }
         let session = self.session.clone();
-        let out = self.out.clone();
-        self.turns
-            .spawn(turn.run(session, out).instrument(tracing::Span::current()));
+        let (out, ended) = (self.out.clone(), self.turn_ended.clone());
+        let task = self.turns.spawn(
+            turn.run(session, out, ended)
+                .instrument(tracing::Span::current()),
+        );
+        if let Some(lane) = self.lanes.get_mut(&key) {
+            lane.running = Some(Running {
+                response_id,
+                cancel,
+                task: task.id(),
+            });
+        }
     }
 
-    fn on_turn_end(&mut self, end: TurnEnd) {
+    async fn on_turn_end(&mut self, end: TurnEnd) {
         let Some(lane) = self.lanes.get_mut(&end.lane) else {
             return;
         };
         lane.running = None;
-        lane.finished(end.continued.as_deref(), end.remembered);
-        if let Some(job) = lane.waiting.pop_front() {
-            if self.closing.is_some() {
-                // Said once the connection closes: its error names why.
-                lane.waiting.clear();
-                return;
+        lane.finished(end.continued.as_deref(), end.remembered, end.failed);
+        self.next_on(end.lane).await;
+    }
+
+    /// Starts the next turn waiting on `key`; a closing connection refuses
+    /// every one that waits, each on its own lane.
+    async fn next_on(&mut self, key: LaneKey) {
+        let Some(lane) = self.lanes.get_mut(&key) else {
+            return;
+        };
+        if let Some(closing) = self.closing {
+            let refused: Vec<Job> = lane.waiting.drain(..).collect();
+            for job in refused {
+                self.queued_bytes = self.queued_bytes.saturating_sub(job.bytes);
+                self.say(&closing.error(), key.as_deref()).await;
             }
-            self.start(end.lane, job);
+            return;
+        }
+        if let Some(job) = lane.waiting.pop_front() {
+            self.queued_bytes = self.queued_bytes.saturating_sub(job.bytes);
+            self.start(key, job);
+        }
+    }
+
+    /// A turn's task ended. One that said how it ended freed its lane then;
+    /// one that panicked or stopped early (its client gone) frees it now.
+    fn on_joined(&mut self, joined: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
+        let id = match joined {
+            Ok((id, ())) => id,
+            Err(error) => {
+                if error.is_panic() {
+                    tracing::error!(%error, "a websocket turn panicked");
+                }
+                error.id()
+            }
+        };
+        for lane in self.lanes.values_mut() {
+            if lane
+                .running
+                .as_ref()
+                .is_some_and(|running| running.task == id)
+            {
+                lane.running = None;
+            }
         }
     }
 
@@ -416,23 +510,4 @@ impl Connection {
             }
         }
     }
-}
-
-/// Writes what the send buffer holds until every sender is gone or the
-/// socket fails; then closes the socket.
-async fn write_all(
-    mut sink: futures::stream::SplitSink<WebSocket, Message>,
-    mut pending: mpsc::Receiver<Message>,
-) {
-    while let Some(message) = pending.recv().await {
-        let closing = matches!(message, Message::Close(_));
-        if let Err(error) = sink.send(message).await {
-            tracing::debug!(%error, "websocket write failed");
-            return;
-        }
-        if closing {
-            break;
-        }
-    }
-    let _ = sink.close().await;
 }

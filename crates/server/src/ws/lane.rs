@@ -15,6 +15,10 @@ pub type LaneKey = Option<String>;
 /// A turn a lane runs, or holds until it can.
 pub struct Job {
     pub request: Box<CreateResponseRequest>,
+    /// The size of its message, which the connection's queue budget counts.
+    pub bytes: usize,
+    /// `generate: false`.
+    pub warm_up: bool,
 }
 
 /// The turn a lane runs now.
@@ -22,6 +26,8 @@ pub struct Running {
     /// Filled once the response has begun (its `response.created`).
     pub response_id: Arc<OnceLock<String>>,
     pub cancel: Cancel,
+    /// The task that runs it.
+    pub task: tokio::task::Id,
 }
 
 #[derive(Default)]
@@ -70,11 +76,13 @@ impl Lane {
 
     /// After a turn: a response to continue from replaces what the lane
     /// remembered; a turn that failed while continuing from memory forgets it
-    /// (retrying it is `previous_response_not_found`, as on OpenAI).
-    pub fn finished(&mut self, continued: Option<&str>, remembered: Option<Prior>) {
+    /// (retrying it is `previous_response_not_found`, as on OpenAI). Any other
+    /// end (stored, cancelled) leaves the memory as it was.
+    pub fn finished(&mut self, continued: Option<&str>, remembered: Option<Prior>, failed: bool) {
         if let Some(prior) = remembered {
             self.memory = Some(prior);
-        } else if let Some(continued) = continued
+        } else if failed
+            && let Some(continued) = continued
             && self
                 .memory
                 .as_ref()

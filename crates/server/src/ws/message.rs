@@ -17,6 +17,8 @@ pub enum ClientMessage {
     Create {
         stream_id: Option<String>,
         request: Box<CreateResponseRequest>,
+        /// `generate: false`: a warm-up that generates nothing (Codex CLI).
+        warm_up: bool,
     },
     /// `response.cancel`: stops the running turn that `response_id` names, or
     /// the one of lane `stream_id`.
@@ -75,10 +77,21 @@ impl ClientMessage {
         };
         match kind.as_str() {
             "response.create" => {
+                let warm_up = match fields.remove("generate") {
+                    None | Some(Value::Null) | Some(Value::Bool(true)) => false,
+                    Some(Value::Bool(false)) => true,
+                    Some(_) => {
+                        return Err(named(ApiError::invalid(
+                            "generate",
+                            "`generate` is a boolean",
+                        )));
+                    }
+                };
                 let request = create_request(fields).map_err(named)?;
                 Ok(ClientMessage::Create {
                     stream_id,
                     request: Box::new(request),
+                    warm_up,
                 })
             }
             "response.cancel" => {
@@ -240,11 +253,23 @@ mod tests {
             r#"{"type":"response.create","stream_id":"a","model":"m","input":"hi","stream":true}"#,
         )
         .unwrap();
-        let ClientMessage::Create { stream_id, request } = message else {
+        let ClientMessage::Create {
+            stream_id,
+            request,
+            warm_up,
+        } = message
+        else {
             panic!("not a create");
         };
         assert_eq!(stream_id.as_deref(), Some("a"));
         assert_eq!(request.model.as_deref(), Some("m"));
+        assert!(!warm_up);
+        let warm =
+            ClientMessage::parse(r#"{"type":"response.create","model":"m","generate":false}"#);
+        assert!(matches!(
+            warm,
+            Ok(ClientMessage::Create { warm_up: true, .. })
+        ));
     }
 
     #[test]

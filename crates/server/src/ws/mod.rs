@@ -15,6 +15,7 @@ mod connection;
 mod lane;
 mod message;
 mod turn;
+mod writer;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use antwort_api::{ApiError, CreateResponseRequest, EventData, ResponseStatus};
+use antwort_api::{ApiError, CreateResponseRequest, EventData, ResponseStatus, StreamEvent};
 use antwort_auth::{AuditEvent, AuditKind, Permission};
 use antwort_engine::{Cancel, CreateOptions, Prior};
 use axum::extract::ws::Message;
@@ -23,6 +23,8 @@ pub struct TurnEnd {
     pub continued: Option<String>,
     /// What the lane remembers now: this response, unstored and concluded.
     pub remembered: Option<Prior>,
+    /// The engine refused it, or it ended `failed`.
+    pub failed: bool,
 }
 
 pub struct Turn {
@@ -32,10 +34,42 @@ pub struct Turn {
     pub continued: Option<String>,
     pub response_id: Arc<OnceLock<String>>,
     pub cancel: Cancel,
+    pub warm_up: bool,
 }
 
 impl Turn {
-    pub async fn run(self, session: Arc<Session>, out: mpsc::Sender<Message>) -> TurnEnd {
+    /// Runs the turn. How it ended goes to `ended` before its last message
+    /// goes to the client, so that a client that answers at once finds its
+    /// lane free.
+    pub async fn run(
+        self,
+        session: Arc<Session>,
+        out: mpsc::Sender<Message>,
+        ended: mpsc::Sender<TurnEnd>,
+    ) {
+        let stream_id = self.lane.clone();
+        let stream_id = stream_id.as_deref();
+        let (end, last) = self.events(&session, &out).await;
+        if let Some(Last::Error(error)) = &last {
+            tracing::info!(
+                code = error.code.as_str(),
+                param = error.param.as_deref(),
+                stream_id,
+                "websocket error sent to the client"
+            );
+        }
+        let _ = ended.send(end).await;
+        if let Some(last) = last.and_then(|last| event_or_error(&last, stream_id)) {
+            let _ = out.send(text(last)).await;
+        }
+    }
+
+    /// Everything but the last message, and that message.
+    async fn events(
+        self,
+        session: &Session,
+        out: &mpsc::Sender<Message>,
+    ) -> (TurnEnd, Option<Last>) {
         let Turn {
             lane,
             request,
@@ -43,20 +77,20 @@ impl Turn {
             continued,
             response_id,
             cancel,
+            warm_up,
         } = self;
-        let stream_id = lane.as_deref();
+        let stream_id = lane.clone();
+        let stream_id = stream_id.as_deref();
         let mut end = TurnEnd {
-            lane: lane.clone(),
+            lane,
             continued: None,
             remembered: None,
+            failed: false,
         };
-        let slot = match admit(&session, &request).await {
+        let slot = match admit(session, &request).await {
             Ok(slot) => slot,
-            Err(error) => {
-                // Not the engine's refusal: what the lane remembers stays.
-                let _ = out.send(text(error_text(&error, stream_id))).await;
-                return end;
-            }
+            // Not the engine's refusal: what the lane remembers stays.
+            Err(error) => return (end, Some(Last::Error(error))),
         };
         end.continued = continued;
         let keep_context = request.store == Some(false);
@@ -66,6 +100,7 @@ impl Turn {
             prior,
             keep_context,
             cancel: Some(cancel),
+            warm_up,
         };
         let started = session
             .state
@@ -75,8 +110,8 @@ impl Turn {
         let mut started = match started {
             Ok(started) => started,
             Err(error) => {
-                let _ = out.send(text(error_text(&error, stream_id))).await;
-                return end;
+                end.failed = true;
+                return (end, Some(Last::Error(error)));
             }
         };
         let context = started.context.take();
@@ -86,34 +121,50 @@ impl Turn {
             if let EventData::Created { response } = &event.data {
                 let _ = response_id.set(response.id.clone());
             }
+            if event.data.terminal_response().is_some() {
+                terminal = Some(event);
+                continue;
+            }
             let Some(message) = event_text(&event, stream_id) else {
                 continue;
             };
-            if event.data.terminal_response().is_some() {
-                terminal = Some(event);
-            }
             if out.send(text(message)).await.is_err() {
                 // The connection is gone: stored work goes on without it.
-                return end;
+                return (end, None);
             }
         }
         drop(slot);
-        let concluded = terminal.as_ref().and_then(|event| {
-            event.data.terminal_response().filter(|response| {
-                matches!(
-                    response.status,
-                    ResponseStatus::Completed | ResponseStatus::Incomplete
-                ) && !response.store
-            })
-        });
-        if let (Some(response), Some(mut items)) = (concluded, context) {
-            items.extend(response.output.iter().cloned());
-            end.remembered = Some(Prior {
-                response_id: response.id.clone(),
-                items: Arc::new(items),
-            });
+        let Some(terminal) = terminal else {
+            return (end, None);
+        };
+        if let Some(response) = terminal.data.terminal_response() {
+            end.failed = response.status == ResponseStatus::Failed;
+            let concluded = matches!(
+                response.status,
+                ResponseStatus::Completed | ResponseStatus::Incomplete
+            ) && !response.store;
+            if concluded && let Some(mut items) = context {
+                items.extend(response.output.iter().cloned());
+                end.remembered = Some(Prior {
+                    response_id: response.id.clone(),
+                    items: Arc::new(items),
+                });
+            }
         }
-        end
+        (end, Some(Last::Event(terminal)))
+    }
+}
+
+/// A turn's last message: its terminal event, or the error that refused it.
+enum Last {
+    Event(Arc<StreamEvent>),
+    Error(ApiError),
+}
+
+fn event_or_error(last: &Last, stream_id: Option<&str>) -> Option<String> {
+    match last {
+        Last::Event(event) => event_text(event, stream_id),
+        Last::Error(error) => Some(error_text(error, stream_id)),
     }
 }
 
@@ -129,15 +180,6 @@ async fn admit(
     request: &CreateResponseRequest,
 ) -> Result<antwort_auth::StreamSlot, ApiError> {
     let state = &session.state;
-    // What the body asks beyond the route's scope, as `POST /v1/responses` checks it.
-    if request.conversation.is_some()
-        && !session.caller.identity.may(Permission::ConversationsWrite)
-    {
-        return Err(crate::access::missing_scope(
-            &session.caller.identity,
-            Permission::ConversationsWrite,
-        ));
-    }
     let identity = state
         .auth
         .authenticate(&session.credentials)
@@ -155,6 +197,19 @@ async fn admit(
             };
             ApiError::new(code, error.to_string())
         })?;
+    // The credential as it is now: what the route needs, and what the body
+    // asks beyond it, as `POST /v1/responses` checks them.
+    for (needed, asked) in [
+        (Permission::ResponsesWrite, true),
+        (
+            Permission::ConversationsWrite,
+            request.conversation.is_some(),
+        ),
+    ] {
+        if asked && !identity.may(needed) {
+            return Err(crate::access::missing_scope(&identity, needed));
+        }
+    }
     let refused = |refusal: antwort_auth::Refusal| {
         session.caller.audit(
             state,
