@@ -854,3 +854,42 @@ async fn wait_for(done: impl Fn() -> bool) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_connection_holds_only_so_many_streams_and_waiting_turns() {
+    let gateway = start_with(|config| {
+        config.websocket.max_streams = 2;
+        config.websocket.max_queued_per_stream = 1;
+    })
+    .await;
+    let mut socket = Socket::open(&gateway).await;
+    let slow = |lane: &str| json!({"input": "slow [[tokens:60]] [[delay_ms:10]]", "store": false, "stream_id": lane});
+    socket.create(slow("a")).await;
+    socket.create(slow("a")).await;
+    socket.create(slow("a")).await;
+    socket.create(slow("b")).await;
+    socket.create(slow("c")).await;
+    let (mut refused, mut completed) = (Vec::new(), Vec::new());
+    while completed.len() < 3 {
+        let message = socket.message().await;
+        if message["type"] == "error" && message.get("sequence_number").is_none() {
+            refused.push(message);
+        } else if message["type"] == "response.completed" {
+            completed.push(message["stream_id"].as_str().unwrap().to_owned());
+        }
+    }
+    completed.sort();
+    assert_eq!(
+        completed,
+        ["a", "a", "b"],
+        "two turns of a, in order, and b's"
+    );
+    let lanes: Vec<&str> = refused
+        .iter()
+        .map(|error| {
+            assert_eq!(error["status"], 409, "{error}");
+            error["stream_id"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(lanes, ["a", "c"], "a's third turn, and a third stream");
+}

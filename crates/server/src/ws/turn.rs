@@ -145,10 +145,21 @@ impl Turn {
             ) && !response.store;
             if concluded && let Some(mut items) = context {
                 items.extend(response.output.iter().cloned());
-                end.remembered = Some(Prior {
-                    response_id: response.id.clone(),
-                    items: Arc::new(items),
-                });
+                // No more than a client could send as one request's input: a
+                // socket holds what HTTP would have carried, not more.
+                let limit = session.state.config.limits.max_input_items;
+                if items.len() <= limit {
+                    end.remembered = Some(Prior {
+                        response_id: response.id.clone(),
+                        items: Arc::new(items),
+                    });
+                } else {
+                    tracing::info!(
+                        items = items.len(),
+                        limit,
+                        "context past server.max_input_items is not remembered on the socket"
+                    );
+                }
             }
         }
         (end, Some(Last::Event(terminal)))
