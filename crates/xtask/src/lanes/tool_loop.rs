@@ -174,7 +174,9 @@ fn socket_loop(url: String) -> Job {
                 "authorization",
                 format!("Bearer {}", load::BENCH_KEY).parse()?,
             );
-            let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+            // No Nagle delay, as the HTTP driver's client (`load::client`).
+            let (mut socket, _) =
+                tokio_tungstenite::connect_async_with_config(request, None, true).await?;
             let mut message = json!({"type": "response.create", "model": "mock-model",
                 "input": PROMPT, "tools": [tool()], "store": false});
             for _ in 0..TURNS {
