@@ -440,6 +440,13 @@ impl Engine {
             );
         }
         let backend = self.backend_for(&plan.model_request.model)?;
+        if warm_up && !approved.is_empty() {
+            // Its calls would be claimed and never run.
+            return Err(ApiError::invalid(
+                "generate",
+                "a turn with `generate: false` cannot answer approval requests; send the approvals in a turn that generates",
+            ));
+        }
         // An approval runs its call once: a second approval of the same request
         // (a fork of the chain, history sent twice) is refused here.
         for (_, call) in &approved {

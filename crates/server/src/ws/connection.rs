@@ -74,8 +74,9 @@ impl Closing {
 enum Ended {
     ClientClosed,
     Idle,
-    /// The client stopped taking frames (the writer's stall clock).
-    Stalled,
+    /// The writer ended: the client stopped taking frames (the stall
+    /// clock), or the socket failed.
+    WriterStopped,
     TooLarge,
     Closed(Closing),
     Broken,
@@ -86,7 +87,7 @@ impl Ended {
         match self {
             Ended::ClientClosed => "closed by the client",
             Ended::Idle => "idle timeout",
-            Ended::Stalled => "the client stopped reading",
+            Ended::WriterStopped => "the client stopped reading, or the socket failed",
             Ended::TooLarge => "message too large",
             Ended::Closed(Closing::LifetimeReached) => "lifetime limit reached",
             Ended::Closed(Closing::ShuttingDown) => "gateway shutting down",
@@ -131,7 +132,9 @@ impl Connection {
     fn new(socket: WebSocket, session: Session) -> Self {
         let settings = session.state.config.websocket;
         let (sink, reader) = socket.split();
-        let (out, pending) = mpsc::channel(settings.send_buffer.max(1));
+        // Room for two at least: a turn's last messages (error and
+        // response.failed) are reserved together.
+        let (out, pending) = mpsc::channel(settings.send_buffer.max(2));
         let written = WriteClock::new();
         let writer = antwort_engine::tasks::spawn(
             write_all(sink, pending, settings.idle_timeout, written.clone()).in_current_span(),
@@ -173,22 +176,19 @@ impl Connection {
                 break Ended::Closed(closing);
             }
             tokio::select! {
-                // Turn ends first: a lane is free before the next message is read.
+                // In this order: turn ends before the next message is read (a
+                // lane is free when its client, told, sends the next turn),
+                // and the clocks before the reader too, so that a client that
+                // never stops sending cannot hold them off.
                 biased;
                 Some(end) = self.ended.recv() => self.on_turn_end(end).await,
-                Some(joined) = self.turns.join_next_with_id() => self.on_joined(joined),
-                _ = &mut self.writer => break Ended::Stalled,
-                frame = self.reader.next() => {
-                    self.last_heard = antwort_engine::clock::now();
-                    match frame {
-                        Some(Ok(message)) => {
-                            if let Some(ended) = self.on_message(message).await {
-                                break ended;
-                            }
-                        }
-                        Some(Err(error)) => break self.on_read_error(&error).await,
-                        None => break Ended::ClientClosed,
-                    }
+                Some(joined) = self.turns.join_next_with_id() => self.on_joined(joined).await,
+                _ = &mut self.writer => break Ended::WriterStopped,
+                () = shutdown.cancelled(), if self.closing != Some(Closing::ShuttingDown) => {
+                    self.closing = Some(Closing::ShuttingDown);
+                }
+                () = &mut lifetime, if self.closing.is_none() => {
+                    self.closing = Some(Closing::LifetimeReached);
                 }
                 _ = ping.tick() => {
                     // A client that reads what it is sent is alive even when
@@ -202,11 +202,17 @@ impl Connection {
                     // ping would only wait behind what it does not read.
                     let _ = self.out.try_send(Message::Ping(Default::default()));
                 }
-                () = &mut lifetime, if self.closing.is_none() => {
-                    self.closing = Some(Closing::LifetimeReached);
-                }
-                () = shutdown.cancelled(), if self.closing != Some(Closing::ShuttingDown) => {
-                    self.closing = Some(Closing::ShuttingDown);
+                frame = self.reader.next() => {
+                    self.last_heard = antwort_engine::clock::now();
+                    match frame {
+                        Some(Ok(message)) => {
+                            if let Some(ended) = self.on_message(message).await {
+                                break ended;
+                            }
+                        }
+                        Some(Err(error)) => break self.on_read_error(&error).await,
+                        None => break Ended::ClientClosed,
+                    }
                 }
             }
         };
@@ -430,7 +436,7 @@ impl Connection {
             return;
         };
         lane.running = None;
-        lane.finished(end.continued.as_deref(), end.remembered, end.failed);
+        lane.finished(&end);
         self.next_on(end.lane).await;
     }
 
@@ -455,8 +461,9 @@ impl Connection {
     }
 
     /// A turn's task ended. One that said how it ended freed its lane then;
-    /// one that panicked or stopped early (its client gone) frees it now.
-    fn on_joined(&mut self, joined: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
+    /// one that panicked frees it now, says so on its lane, and lets the
+    /// turns waiting behind it go on.
+    async fn on_joined(&mut self, joined: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
         let id = match joined {
             Ok((id, ())) => id,
             Err(error) => {
@@ -466,14 +473,26 @@ impl Connection {
                 error.id()
             }
         };
-        for lane in self.lanes.values_mut() {
-            if lane
-                .running
-                .as_ref()
-                .is_some_and(|running| running.task == id)
-            {
+        let freed: Vec<LaneKey> = self
+            .lanes
+            .iter_mut()
+            .filter(|(_, lane)| {
+                lane.running
+                    .as_ref()
+                    .is_some_and(|running| running.task == id)
+            })
+            .map(|(key, lane)| {
                 lane.running = None;
-            }
+                key.clone()
+            })
+            .collect();
+        for key in freed {
+            let error = ApiError::new(
+                ErrorCode::InternalError,
+                "The response ended unexpectedly inside the gateway.",
+            );
+            self.say(&error, key.as_deref()).await;
+            self.next_on(key).await;
         }
     }
 

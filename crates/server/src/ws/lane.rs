@@ -78,8 +78,11 @@ impl Lane {
     /// remembered; a turn that failed while continuing from memory forgets it
     /// (retrying it is `previous_response_not_found`, as on OpenAI). Any other
     /// end (stored, cancelled) leaves the memory as it was.
-    pub fn finished(&mut self, continued: Option<&str>, remembered: Option<Prior>, failed: bool) {
-        if let Some(prior) = remembered {
+    pub fn finished(&mut self, end: &super::turn::TurnEnd) {
+        let (continued, failed) = (end.continued.as_deref(), end.failed);
+        if end.outgrown {
+            self.memory = None;
+        } else if let Some(prior) = end.remembered.clone() {
             self.memory = Some(prior);
         } else if failed
             && let Some(continued) = continued

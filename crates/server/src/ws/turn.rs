@@ -5,7 +5,9 @@
 
 use std::sync::{Arc, OnceLock};
 
-use antwort_api::{ApiError, CreateResponseRequest, EventData, ResponseStatus, StreamEvent};
+use antwort_api::{
+    ApiError, CreateResponseRequest, ErrorCode, EventData, ResponseStatus, StreamEvent,
+};
 use antwort_auth::{AuditEvent, AuditKind, Permission};
 use antwort_engine::{Cancel, CreateOptions, Prior};
 use axum::extract::ws::Message;
@@ -25,6 +27,8 @@ pub struct TurnEnd {
     pub remembered: Option<Prior>,
     /// The engine refused it, or it ended `failed`.
     pub failed: bool,
+    /// Its context grew past what a lane remembers.
+    pub outgrown: bool,
 }
 
 pub struct Turn {
@@ -50,7 +54,7 @@ impl Turn {
         let stream_id = self.lane.clone();
         let stream_id = stream_id.as_deref();
         let (end, last) = self.events(&session, &out).await;
-        if let Some(Last::Error(error)) = &last {
+        if let Some(Last::Refused(error)) = &last {
             tracing::info!(
                 code = error.code.as_str(),
                 param = error.param.as_deref(),
@@ -58,9 +62,18 @@ impl Turn {
                 "websocket error sent to the client"
             );
         }
+        let texts = last.map(|last| last.texts(stream_id)).unwrap_or_default();
+        // Room for the last messages is taken before the lane is freed, so
+        // that nothing a next turn sends can go out ahead of them.
+        let permits = match texts.len() {
+            0 => None,
+            n => out.reserve_many(n).await.ok(),
+        };
         let _ = ended.send(end).await;
-        if let Some(last) = last.and_then(|last| event_or_error(&last, stream_id)) {
-            let _ = out.send(text(last)).await;
+        if let Some(permits) = permits {
+            for (permit, message) in permits.zip(texts) {
+                permit.send(text(message));
+            }
         }
     }
 
@@ -86,11 +99,12 @@ impl Turn {
             continued: None,
             remembered: None,
             failed: false,
+            outgrown: false,
         };
         let slot = match admit(session, &request).await {
             Ok(slot) => slot,
             // Not the engine's refusal: what the lane remembers stays.
-            Err(error) => return (end, Some(Last::Error(error))),
+            Err(error) => return (end, Some(Last::Refused(error))),
         };
         end.continued = continued;
         let keep_context = request.store == Some(false);
@@ -110,19 +124,27 @@ impl Turn {
         let mut started = match started {
             Ok(started) => started,
             Err(error) => {
-                end.failed = true;
-                return (end, Some(Last::Error(error)));
+                // Cancelled or shut down before it began: not a failure of
+                // the continuation, which stays remembered.
+                end.failed = !matches!(error.code, ErrorCode::Cancelled | ErrorCode::ShuttingDown);
+                return (end, Some(Last::Refused(error)));
             }
         };
         let context = started.context.take();
         let mut events = started.events().shared();
         let mut terminal = None;
+        // A failure's `error` event goes out with its `response.failed`.
+        let mut failure = None;
         while let Some(event) = events.next().await {
             if let EventData::Created { response } = &event.data {
                 let _ = response_id.set(response.id.clone());
             }
             if event.data.terminal_response().is_some() {
                 terminal = Some(event);
+                continue;
+            }
+            if matches!(event.data, EventData::Error { .. }) {
+                failure = Some(event);
                 continue;
             }
             let Some(message) = event_text(&event, stream_id) else {
@@ -154,6 +176,8 @@ impl Turn {
                         items: Arc::new(items),
                     });
                 } else {
+                    // What the lane held is older than this: of no use now.
+                    end.outgrown = true;
                     tracing::info!(
                         items = items.len(),
                         limit,
@@ -162,20 +186,30 @@ impl Turn {
                 }
             }
         }
-        (end, Some(Last::Event(terminal)))
+        (end, Some(Last::Ended { failure, terminal }))
     }
 }
 
-/// A turn's last message: its terminal event, or the error that refused it.
+/// A turn's last messages: its terminal event (after the `error` event of a
+/// failure), or the error that refused it.
 enum Last {
-    Event(Arc<StreamEvent>),
-    Error(ApiError),
+    Ended {
+        failure: Option<Arc<StreamEvent>>,
+        terminal: Arc<StreamEvent>,
+    },
+    Refused(ApiError),
 }
 
-fn event_or_error(last: &Last, stream_id: Option<&str>) -> Option<String> {
-    match last {
-        Last::Event(event) => event_text(event, stream_id),
-        Last::Error(error) => Some(error_text(error, stream_id)),
+impl Last {
+    fn texts(self, stream_id: Option<&str>) -> Vec<String> {
+        match self {
+            Last::Ended { failure, terminal } => failure
+                .iter()
+                .chain([&terminal])
+                .filter_map(|event| event_text(event, stream_id))
+                .collect(),
+            Last::Refused(error) => vec![error_text(&error, stream_id)],
+        }
     }
 }
 
