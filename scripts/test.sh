@@ -18,10 +18,15 @@ cargo clippy --all-targets --locked -- -D warnings
 step "Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
+  # The black-box suite again with the gateway speaking the Responses API to
+  # the mock: every feature must work on both backend protocols.
+  step "black-box tests over the Responses protocol"
+  ANTWORT_TEST_BACKEND_PROTOCOL=responses cargo nextest run -p antwort --test blackbox --locked --no-fail-fast
   # nextest does not run doc tests; the crates have none, but keep them honest.
   cargo test --workspace --locked --doc
 else
   cargo test --workspace --locked
+  ANTWORT_TEST_BACKEND_PROTOCOL=responses cargo test -p antwort --test blackbox --locked
 fi
 
 # The storage suite gives each PostgreSQL test a schema of its own; clear them away.
@@ -45,7 +50,7 @@ elif ! cargo fuzz --version >/dev/null 2>&1 &&
   ! timeout 900 cargo install cargo-fuzz --locked >/dev/null 2>&1; then
   echo "!!! fuzzing SKIPPED: cargo-fuzz is not installed and cannot be installed here !!!"
 else
-  for target in request_parsing backend_sse list_query; do
+  for target in request_parsing backend_sse responses_events list_query; do
     mkdir -p "fuzz/corpus/$target"
     log="fuzz/corpus/$target.log"
     if ! cargo +nightly fuzz run "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" -- \

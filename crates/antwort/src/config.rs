@@ -13,12 +13,19 @@ use serde::{Deserialize, Deserializer};
 pub use crate::secret::{Dsn, Secret, SecretUrl};
 
 mod auth;
+mod backends;
 mod websocket;
 pub use auth::{
     ApiKeySection, AuditSection, AuthKind, AuthSection, AuthorizationSection, JwtSection,
     LimitSection, RateLimitsSection, parse_key_list,
 };
+pub use backends::{
+    BackendSection, ModelSection, Protocol, ResilienceOverrides, ResilienceSection,
+};
 pub use websocket::WebSocketSection;
+
+/// The name of the backend `engine.backend_url` configures.
+pub const DEFAULT_BACKEND_NAME: &str = "default";
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[cfg_attr(test, derive(serde::Serialize))]
@@ -40,6 +47,11 @@ pub struct Config {
     pub auth: AuthSection,
     #[serde(default)]
     pub websocket: WebSocketSection,
+    /// Model servers beside (or instead of) `engine.backend_url`.
+    #[serde(default)]
+    pub backends: Vec<BackendSection>,
+    #[serde(default)]
+    pub resilience: ResilienceSection,
 }
 
 /// `egress`: what every outbound fetch a request causes may reach (MCP servers
@@ -259,7 +271,9 @@ impl Default for ServerSection {
 #[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineSection {
-    /// The backend protocol. Every supported value speaks Chat Completions today.
+    /// What `backend_url` is: a Chat Completions server (`vllm`, `litellm`,
+    /// `openai-compatible`) or one serving the Responses API
+    /// (`vllm-responses`, `responses`).
     pub provider: Provider,
     pub backend_url: Option<SecretUrl>,
     pub api_key: Option<Secret>,
@@ -284,6 +298,9 @@ pub struct EngineSection {
     /// Base64 of the 32-byte key reasoning is sealed with for clients that keep
     /// it (`include: ["reasoning.encrypted_content"]`); random per process when unset.
     pub reasoning_key: Option<Secret>,
+    /// How often backends that discover their models are asked for them again.
+    #[serde(deserialize_with = "duration")]
+    pub models_refresh: Duration,
 }
 
 impl Default for EngineSection {
@@ -303,6 +320,7 @@ impl Default for EngineSection {
             max_turns: antwort_engine::DEFAULT_MAX_TURNS,
             tool_concurrency: antwort_engine::DEFAULT_TOOL_CONCURRENCY,
             reasoning_key: None,
+            models_refresh: Duration::from_secs(60),
         }
     }
 }
@@ -317,6 +335,19 @@ pub enum Provider {
     Litellm,
     /// Any other OpenAI-compatible Chat Completions server.
     OpenaiCompatible,
+    /// vLLM's Responses endpoint (the Go antwort's name for it).
+    VllmResponses,
+    /// Any server of the Responses API (OpenAI, another antwort).
+    Responses,
+}
+
+impl Provider {
+    pub fn protocol(self) -> Protocol {
+        match self {
+            Self::Vllm | Self::Litellm | Self::OpenaiCompatible => Protocol::ChatCompletions,
+            Self::VllmResponses | Self::Responses => Protocol::Responses,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -498,6 +529,14 @@ impl Config {
         if let Some(v) = get("ANTWORT_BACKEND_URL") {
             self.engine.backend_url = Some(v.into());
         }
+        if let Some(v) = get("ANTWORT_BACKENDS") {
+            self.backends = backends::parse_env_list(&v).map_err(|message| ConfigError::Env {
+                name: "ANTWORT_BACKENDS",
+                value: "(the backends list)".to_owned(),
+                message,
+            })?;
+        }
+        self.resilience.apply_env(&get)?;
         if let Some(v) = get("ANTWORT_API_KEY") {
             self.engine.api_key = Some(Secret::new(v));
         }
@@ -560,17 +599,29 @@ impl Config {
     /// Checks what serde cannot: required values, URLs, ranges.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |message: String| Err(ConfigError::Invalid(message));
-        let Some(url) = &self.engine.backend_url else {
-            return invalid(
-                "engine.backend_url is required: set it in the config file, with ANTWORT_BACKEND_URL, or with --backend-url".into(),
-            );
-        };
-        let parsed = reqwest_url(url.expose());
-        if let Err(message) = parsed {
-            return invalid(format!(
-                "engine.backend_url `{}` is not an http(s) URL: {message}",
-                url.redacted()
-            ));
+        match &self.engine.backend_url {
+            None if self.backends.is_empty() => {
+                return invalid(
+                    "no backend: set engine.backend_url (ANTWORT_BACKEND_URL, --backend-url) or list backends".into(),
+                );
+            }
+            None => {}
+            Some(url) => {
+                if let Err(message) = reqwest_url(url.expose()) {
+                    return invalid(format!(
+                        "engine.backend_url `{}` is not an http(s) URL: {message}",
+                        url.redacted()
+                    ));
+                }
+            }
+        }
+        backends::validate(
+            &self.backends,
+            &self.resilience,
+            self.engine.backend_url.is_some(),
+        )?;
+        if self.engine.models_refresh.is_zero() {
+            return invalid("engine.models_refresh must be greater than 0".into());
         }
         if self.engine.api_key.is_some() && self.engine.api_key_file.is_some() {
             return invalid("set engine.api_key or engine.api_key_file, not both".into());
@@ -752,20 +803,13 @@ impl Config {
         Ok(addr)
     }
 
-    /// The backend key, read from its file when configured that way.
+    /// The key of `engine.backend_url`'s backend, read from its file when
+    /// configured that way.
     pub fn api_key(&self) -> Result<Option<Secret>, ConfigError> {
-        if let Some(path) = &self.engine.api_key_file {
-            let key = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            return Ok(Some(Secret::new(key.trim())));
-        }
-        Ok(self
-            .engine
-            .api_key
-            .clone()
-            .filter(|k| !k.expose().is_empty()))
+        backends::read_key(
+            self.engine.api_key.as_ref(),
+            self.engine.api_key_file.as_deref(),
+        )
     }
 }
 

@@ -1,13 +1,13 @@
 //! The antwort binary's library half: configuration and wiring, kept out of
 //! `main.rs` so that black-box tests start exactly the server the binary runs.
 
+mod backends;
 pub mod config;
 mod secret;
 pub mod security;
 
 use std::sync::Arc;
 
-use antwort_backends::{ChatBackend, ChatBackendConfig};
 use antwort_engine::{Engine, EngineConfig, ReasoningEventNames};
 use antwort_server::ServerConfig;
 use antwort_store::{SqlStore, StoreConfig};
@@ -54,17 +54,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<SqlStore> {
 
 /// Builds the engine (backend, MCP client) on `store` from a validated configuration.
 pub async fn build_engine(config: &Config, store: Arc<SqlStore>) -> anyhow::Result<Engine> {
-    let backend_url = config
-        .engine
-        .backend_url
-        .clone()
-        .context("engine.backend_url is required")?;
-    let backend = ChatBackend::new(ChatBackendConfig {
-        base_url: backend_url.expose().to_owned(),
-        api_key: config.api_key()?.map(|key| key.expose().to_owned()),
-        connect_timeout: config.engine.connect_timeout,
-        timeout: config.engine.backend_timeout,
-    })?;
+    let backends = backends::build(config)?;
     // One egress guard for every URL a request names, whichever tool fetches it.
     let egress = Arc::new(
         antwort_egress::EgressGuard::new(&url_policy(config.url_policy()))
@@ -83,7 +73,7 @@ pub async fn build_engine(config: &Config, store: Arc<SqlStore>) -> anyhow::Resu
         }
     };
     let engine = Engine::new(
-        antwort_engine::Backends::single("default", Arc::new(backend)),
+        backends,
         antwort_engine::Stores::all(store),
         EngineConfig {
             default_model: config.engine.default_model.clone(),
@@ -203,6 +193,7 @@ pub async fn serve(
     let store = Arc::new(open_store(config).await?);
     let auth = security::build_auth(config, store.clone()).await?;
     let engine = build_engine(config, store).await?;
+    let _refresher = backends::spawn_refresh(&engine, config);
     let sockets = antwort_server::ws::Sockets::default();
     let app = antwort_server::app(
         engine.clone(),

@@ -155,6 +155,10 @@ pub struct Model {
     pub created: u64,
     #[serde(default)]
     pub owned_by: String,
+    /// The model's context window, in tokens, where its server says (vLLM
+    /// lists `max_model_len`; OpenAI does not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_model_len: Option<u64>,
 }
 
 fn model_object() -> String {

@@ -1,7 +1,22 @@
-//! Inference backends. Today: the Chat Completions translation, which puts any
-//! OpenAI-compatible server behind the Responses API. Native Responses passthrough,
-//! routing, retry and circuit breaking will live here too.
+//! Inference backends, each behind the engine's `Backend` seam: the Chat
+//! Completions translation ([`ChatBackend`]), which puts any OpenAI-compatible
+//! server behind the Responses API, and the native Responses passthrough
+//! ([`ResponsesBackend`]) for servers that speak the Responses API themselves,
+//! used statelessly. Both share the HTTP plumbing (one deadline per request,
+//! classified errors, `Retry-After`), the SSE reading with bounded silences, and
+//! per-model options ([`ModelOptions`]) for what models accept differently.
 
 pub mod chat;
+mod http;
+mod options;
+pub mod resilience;
+pub mod responses;
+mod stream;
 
 pub use chat::{ChatBackend, ChatBackendConfig};
+pub use http::BackendConfig;
+pub use http::normalize_base_url;
+pub use options::ModelOptions;
+pub use resilience::{ResilienceSettings, Resilient};
+pub use responses::{ResponsesBackend, ResponsesBackendConfig};
+pub use stream::{MAX_EVENT_BYTES, Translated};

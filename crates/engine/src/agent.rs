@@ -64,7 +64,7 @@ pub(crate) struct Run {
     /// The first turn's stream, when the backend was asked before the response
     /// started (so that its failure could still be an HTTP status).
     pub first: Option<ModelStream>,
-    pub backend: crate::registry::NamedBackend,
+    pub backend: crate::registry::Route,
     /// The tool types, for the model's view of the items this response adds.
     pub types: Arc<Vec<Arc<dyn ToolType>>>,
     /// What the catalog is built from again once the tools are prepared.

@@ -68,7 +68,8 @@ impl Engine {
             phase: None,
         }));
         let mut events = self
-            .backend_for(&turn.model)?
+            .backend_for(&turn.model)
+            .await?
             .generate(&turn)
             .await
             .map_err(error::backend_error)?;

@@ -51,6 +51,16 @@ pub fn backend_error(error: BackendError) -> ApiError {
                 ..ApiError::new(code, text)
             }
         }
+        BackendErrorKind::Overloaded {
+            detail,
+            retry_after,
+        } => ApiError {
+            retry_after: Some(whole_seconds(retry_after.unwrap_or(OVERLOADED_RETRY))),
+            ..ApiError::new(
+                ErrorCode::BackendUnavailable,
+                format!("The inference backend is not taking requests now: {detail}"),
+            )
+        },
         BackendErrorKind::Protocol(detail) | BackendErrorKind::Interrupted(detail) => {
             ApiError::new(
                 ErrorCode::BackendError,
@@ -59,6 +69,10 @@ pub fn backend_error(error: BackendError) -> ApiError {
         }
     }
 }
+
+/// What an overloaded backend's client is told to wait when nothing better is
+/// known: a slot frees when a generation ends, typically within seconds.
+const OVERLOADED_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A `Retry-After` value: whole seconds, rounded up.
 fn whole_seconds(duration: std::time::Duration) -> String {

@@ -41,10 +41,12 @@ pub use assembler::{Assembler, ReasoningEventNames};
 pub use inflight::Cancel;
 pub use mcp::McpConnector;
 pub use model::{
-    Backend, BackendError, BackendErrorKind, FinishReason, ModelEvent, ModelRequest, ModelStream,
-    ModelToolChoice,
+    Backend, BackendError, BackendErrorKind, CircuitState, FinishReason, ModelEvent, ModelRequest,
+    ModelStream, ModelToolChoice,
 };
-pub use registry::{Backends, Models, NamedBackend};
+pub use registry::{
+    BackendReadiness, Backends, Candidate, Models, NamedBackend, Route, ServedModel, Serving,
+};
 pub use started::{Events, Started};
 pub use store::{
     ApprovalStore, ConversationStore, KeyStore, RateWindowStore, Reach, ResponseStore, Scope,
@@ -345,7 +347,7 @@ impl Engine {
         let mut input = replay::model_view(input, &self.tool_types);
         if fit {
             let request = &plan.model_request;
-            let window = self.config.context_window(&request.model);
+            let window = self.context_window(&request.model);
             let limit = window.saturating_sub(u64::from(request.max_output_tokens.unwrap_or(0)));
             truncation::fit_turn(
                 &mut input,
@@ -439,7 +441,7 @@ impl Engine {
                 "hosted tools requested that this deployment does not run; not offered to the model"
             );
         }
-        let backend = self.backend_for(&plan.model_request.model)?;
+        let backend = self.backend_for(&plan.model_request.model).await?;
         if warm_up && !approved.is_empty() {
             // Its calls would be claimed and never run.
             return Err(ApiError::invalid(
@@ -498,7 +500,7 @@ impl Engine {
             max_tool_calls: plan.response.max_tool_calls,
             max_turns: self.config.max_turns,
             concurrency: self.config.tool_concurrency,
-            context_window: self.config.context_window(&plan.model_request.model),
+            context_window: self.context_window(&plan.model_request.model),
         };
         let mut run = Box::new(agent::Run {
             assembler: Assembler::new(plan.response, plan.logprobs, reasoning_names)
@@ -567,24 +569,51 @@ impl Engine {
         })
     }
 
-    /// The backend that serves `model`.
-    pub(crate) fn backend_for(&self, model: &str) -> Result<NamedBackend, ApiError> {
-        match self.backends.route(model) {
-            Some(backend) => Ok(backend.clone()),
-            None => Err(ApiError::new(
-                antwort_api::ErrorCode::ModelNotFound,
-                format!("No backend of this gateway serves the model '{model}'"),
-            )
-            .with_param("model")),
+    /// The backends that serve `model`, in the order they are tried.
+    pub(crate) async fn backend_for(&self, model: &str) -> Result<Route, ApiError> {
+        match self.backends.route_or_refresh(model).await {
+            Some(route) => Ok(route),
+            None => Err(model_not_found(model)),
         }
     }
 
-    /// Every model of every backend.
+    /// The context window of `model`: `engine.context_windows`, else what
+    /// its backend's configuration or model list says, else the default.
+    fn context_window(&self, model: &str) -> u64 {
+        if let Some(window) = self.config.model_context_windows.get(model) {
+            return *window;
+        }
+        self.backends
+            .context_window(model)
+            .unwrap_or(self.config.context_window)
+    }
+
+    /// Every model served by name, with the backend that serves it.
     pub async fn list_models(&self) -> Result<Vec<Model>, ApiError> {
         self.backends
             .list_models()
             .await
             .map_err(error::backend_error)
+    }
+
+    /// The model a client names (an id or an alias), as `GET /v1/models/{id}`
+    /// shows it.
+    pub async fn model(&self, id: &str) -> Result<Model, ApiError> {
+        self.list_models()
+            .await?
+            .into_iter()
+            .find(|model| model.id == id)
+            .ok_or_else(|| model_not_found(id))
+    }
+
+    /// Asks every backend that discovers its models for them again.
+    pub async fn refresh_models(&self) {
+        self.backends.refresh().await;
+    }
+
+    /// Whether any backend's models are discovered (and want refreshing).
+    pub fn discovers_models(&self) -> bool {
+        self.backends.discovers()
     }
 
     /// Checks the store and the backends at once, each within `within`. What
@@ -604,22 +633,17 @@ impl Engine {
                 }
             }
         };
-        let backends = async {
-            match tokio::time::timeout(within, self.backends.check_ready()).await {
-                Ok(Ok(())) => true,
-                Ok(Err(error)) => {
-                    tracing::warn!(backend = %error.backend, error = %error.kind, "readiness: a backend is unavailable");
-                    false
-                }
-                Err(_) => {
-                    tracing::warn!(?within, "readiness: a backend did not answer in time");
-                    false
-                }
-            }
-        };
-        let (store, backends) = futures::join!(store, backends);
+        let (store, backends) = futures::join!(store, self.backends.readiness(within));
         Readiness { store, backends }
     }
+}
+
+fn model_not_found(model: &str) -> ApiError {
+    ApiError::new(
+        antwort_api::ErrorCode::ModelNotFound,
+        format!("The model '{model}' does not exist or is not served by this gateway"),
+    )
+    .with_param("model")
 }
 
 /// A run's future: its loop, or the empty turn of a warm-up.
@@ -636,7 +660,7 @@ async fn drive(run: Box<agent::Run>, sink: stream::EventSink, warm_up: bool) {
 /// the end of the drain stops the wait, as it stops the loop later.
 /// (Given the run's parts: the run as a whole is not `Sync`.)
 async fn first_answer(
-    backend: &NamedBackend,
+    backend: &Route,
     request: &ModelRequest,
     running: Option<&inflight::Running>,
 ) -> Result<ModelStream, ApiError> {
@@ -651,14 +675,18 @@ async fn first_answer(
 }
 
 /// Which parts of the gateway answer ([`Engine::readiness`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Readiness {
     pub store: bool,
-    pub backends: bool,
+    /// Each backend's answer and circuit.
+    pub backends: Vec<BackendReadiness>,
 }
 
 impl Readiness {
-    pub fn ready(self) -> bool {
-        self.store && self.backends
+    /// Ready when the store answers and at least one backend does: a replica
+    /// that can serve some models serves them, and one whose every backend is
+    /// gone is taken out of the load balancer.
+    pub fn ready(&self) -> bool {
+        self.store && self.backends.iter().any(|backend| backend.ready)
     }
 }

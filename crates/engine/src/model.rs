@@ -136,6 +136,32 @@ pub trait Backend: Send + Sync {
 
     /// Succeeds when the backend answers.
     async fn check_ready(&self) -> Result<(), BackendError>;
+
+    /// The state of the circuit breaker in front of the backend, when one is.
+    fn circuit(&self) -> Option<CircuitState> {
+        None
+    }
+}
+
+/// A circuit breaker's state, as readiness and the logs show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CircuitState {
+    /// Requests go through.
+    Closed,
+    /// The backend failed too often: requests fail at once, without trying it.
+    Open,
+    /// The open time is over: one probe request tries the backend.
+    HalfOpen,
+}
+
+impl CircuitState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Open => "open",
+            Self::HalfOpen => "half_open",
+        }
+    }
 }
 
 /// Why a backend failed: what happened, and which backend (named by the
@@ -169,6 +195,14 @@ pub enum BackendErrorKind {
     /// (see [`peek`]).
     #[error("the backend failed mid-stream: {0}")]
     Interrupted(String),
+    /// The gateway did not send the request: the backend's circuit is open,
+    /// or its concurrency cap and queue are full. Another backend may take it;
+    /// this one should not be asked again before `retry_after`.
+    #[error("the backend is not taking requests: {detail}")]
+    Overloaded {
+        detail: String,
+        retry_after: Option<Duration>,
+    },
 }
 
 impl From<BackendErrorKind> for BackendError {
@@ -206,6 +240,14 @@ impl BackendError {
         .into()
     }
 
+    pub fn overloaded(detail: impl Into<String>, retry_after: Option<Duration>) -> Self {
+        BackendErrorKind::Overloaded {
+            detail: detail.into(),
+            retry_after,
+        }
+        .into()
+    }
+
     /// Names the backend that failed (kept when already named).
     pub fn from_backend(mut self, name: &str) -> Self {
         if self.backend.is_empty() {
@@ -216,13 +258,15 @@ impl BackendError {
 
     /// Whether asking again (this backend later, or another one) may succeed:
     /// the backend could not be reached, did not answer in time, failed
-    /// mid-stream, or answered 408, 409, 429 or a 5xx. A 4xx about the request,
-    /// or an answer that is not the protocol, would fail the same way again.
+    /// mid-stream, was not asked (overloaded, circuit open), or answered 408,
+    /// 409, 429 or a 5xx. A 4xx about the request, or an answer that is not
+    /// the protocol, would fail the same way again.
     pub fn is_retryable(&self) -> bool {
         match &self.kind {
             BackendErrorKind::Unavailable(_)
             | BackendErrorKind::Timeout(_)
-            | BackendErrorKind::Interrupted(_) => true,
+            | BackendErrorKind::Interrupted(_)
+            | BackendErrorKind::Overloaded { .. } => true,
             BackendErrorKind::Status { status, .. } => {
                 matches!(status, 408 | 409 | 429) || *status >= 500
             }
@@ -233,7 +277,8 @@ impl BackendError {
     /// How long the backend asked to be left alone, when it said.
     pub fn retry_after(&self) -> Option<Duration> {
         match &self.kind {
-            BackendErrorKind::Status { retry_after, .. } => *retry_after,
+            BackendErrorKind::Status { retry_after, .. }
+            | BackendErrorKind::Overloaded { retry_after, .. } => *retry_after,
             _ => None,
         }
     }

@@ -5,6 +5,9 @@
 //! `static-token`, or one from `POST /oauth/token` for the clients `antwort` or
 //! `antwort-short` with secret `s3cret`), and `/sse` with `/sse/message` (the
 //! older HTTP+SSE transport). Their counters are in `GET /mock/stats`.
+//!
+//! Scripts change the running instance's faults and model list with
+//! `POST /mock/control` (see `antwort_mock::control`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +26,13 @@ struct Args {
     /// Default delay between streamed tokens, in milliseconds.
     #[arg(long, default_value_t = 0)]
     token_delay_ms: u64,
+    /// A model `/v1/models` lists (repeatable; default: mock-model and
+    /// mock-reasoning).
+    #[arg(long = "model")]
+    models: Vec<String>,
+    /// The context window `/v1/models` and `/tokenize` report.
+    #[arg(long, default_value_t = antwort_mock::control::DEFAULT_MAX_MODEL_LEN)]
+    max_model_len: u64,
 }
 
 #[tokio::main]
@@ -39,6 +49,13 @@ async fn main() -> anyhow::Result<()> {
         ttft: Duration::from_millis(args.ttft_ms),
         token_delay: Duration::from_millis(args.token_delay_ms),
     };
-    antwort_mock::serve(listener, latency, Arc::new(antwort_mock::Stats::default())).await?;
+    let models = if args.models.is_empty() {
+        antwort_mock::control::default_models()
+    } else {
+        args.models
+    };
+    let control = antwort_mock::Control::new(models, args.max_model_len);
+    let stats = Arc::new(antwort_mock::Stats::default());
+    antwort_mock::serve_with(listener, latency, stats, Arc::new(control)).await?;
     Ok(())
 }

@@ -272,6 +272,8 @@ pub fn route_table() -> access::RouteTable {
             conversations::delete_item,
         )
         .route(Method::GET, "/v1/models", Authenticated, models::list)
+        // Model ids may hold slashes (`meta-llama/Llama-3.1-8B-Instruct`).
+        .route(Method::GET, "/v1/models/{*id}", Authenticated, models::get)
         .route(Method::GET, "/v1/admin/keys", Needs(Admin), keys::list)
         .route(Method::POST, "/v1/admin/keys", Needs(Admin), keys::create)
         .route(

@@ -196,6 +196,22 @@ async fn reasoning_kept_by_an_unstoring_client_is_sealed_and_read_back() {
     let reasoning = items_of(&first, "reasoning")[0].clone();
     let sealed = reasoning["encrypted_content"].as_str().unwrap().to_owned();
     assert!(!sealed.contains("secret"), "never the plain text: {sealed}");
+    if !crate::harness::over_chat() {
+        // A Responses backend keeps reasoning in its own blob: it goes back to
+        // the backend as it came, unopened.
+        assert!(sealed.starts_with("mock-sealed:"), "{sealed}");
+        let kept = json!({"type": "reasoning", "id": reasoning["id"], "summary": [], "encrypted_content": sealed});
+        gateway
+            .create(json!({"input": [kept, {"role": "user", "content": "go on"}], "store": false}))
+            .await;
+        let sent = gateway.mock_stats.last_request().unwrap();
+        assert_eq!(
+            sent["input"][0]["encrypted_content"],
+            sealed.as_str(),
+            "{sent}"
+        );
+        return;
+    }
     // Codex sends the item back without its text; the gateway reads it again
     // (here into a stored response, whose input items show it).
     let kept = json!({"type": "reasoning", "id": reasoning["id"], "summary": [], "encrypted_content": sealed});

@@ -145,7 +145,11 @@ async fn a_body_over_the_limit_is_a_413() {
 
 #[tokio::test]
 async fn backend_failures_before_the_first_byte_are_http_errors() {
-    let gateway = start().await;
+    // Retries take a few hundred milliseconds: no keepalive starts the stream
+    // meanwhile.
+    let gateway =
+        start_with(|config| config.server.keepalive_interval = std::time::Duration::from_secs(10))
+            .await;
     let server_error = gateway
         .post("/v1/responses", &json!({"input": "[[error:500]]"}))
         .await;
@@ -160,11 +164,12 @@ async fn backend_failures_before_the_first_byte_are_http_errors() {
     let limited = gateway
         .post(
             "/v1/responses",
-            &json!({"input": "[[error:429]] [[retry_after:7]]"}),
+            &json!({"input": "[[error:429]] [[retry_after:70]]"}),
         )
         .await;
+    // Longer than resilience.retry_after_max: the client is told to wait.
     assert_error(&limited, 429, "rate_limit_exceeded", None);
-    assert_eq!(limited.headers["retry-after"], "7");
+    assert_eq!(limited.headers["retry-after"], "70");
 
     let missing = gateway
         .post(

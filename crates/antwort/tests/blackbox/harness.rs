@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use antwort::Config;
-use antwort_mock::{Latency, Stats};
+use antwort_mock::Stats;
 use serde_json::{Value, json};
 
 pub struct Gateway {
@@ -16,6 +16,8 @@ pub struct Gateway {
     /// Base URL of the mock, without `/v1`: its MCP servers live here.
     pub mock_url: String,
     pub mock_stats: Arc<Stats>,
+    /// The mock's fault and model controls.
+    pub mock: Arc<antwort_mock::control::Control>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     served: Option<tokio::task::JoinHandle<()>>,
 }
@@ -34,11 +36,35 @@ pub async fn start() -> Gateway {
     start_with(|_| {}).await
 }
 
+/// The protocol the gateway speaks to the mock: Chat Completions, or with
+/// `ANTWORT_TEST_BACKEND_PROTOCOL=responses` the Responses API (the suite
+/// runs both ways: the same features must work on both).
+pub fn backend_protocol() -> antwort::config::Protocol {
+    match std::env::var("ANTWORT_TEST_BACKEND_PROTOCOL").as_deref() {
+        Ok("responses") => antwort::config::Protocol::Responses,
+        Ok("chat_completions") | Err(_) => antwort::config::Protocol::ChatCompletions,
+        Ok(other) => panic!("ANTWORT_TEST_BACKEND_PROTOCOL={other}: chat_completions or responses"),
+    }
+}
+
+/// Whether the gateway speaks Chat Completions to the mock (tests of that
+/// translation's wire details run only then).
+pub fn over_chat() -> bool {
+    backend_protocol() == antwort::config::Protocol::ChatCompletions
+}
+
 pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Gateway {
-    let (mock_url, mock_stats) = antwort_mock::spawn(Latency::default()).await.unwrap();
-    let mock_root = mock_url.trim_end_matches("/v1").to_owned();
+    let mock = antwort_mock::start(antwort_mock::MockOptions::default())
+        .await
+        .unwrap();
+    let (mock_url, mock_stats) = (mock.url.clone(), mock.stats.clone());
+    let mock_root = mock.root.clone();
     let mut config = Config::default();
     config.engine.backend_url = Some(mock_url.into());
+    config.engine.provider = match backend_protocol() {
+        antwort::config::Protocol::Responses => antwort::config::Provider::Responses,
+        antwort::config::Protocol::ChatCompletions => antwort::config::Provider::Vllm,
+    };
     // The test MCP servers are on loopback; the policy test turns this off again.
     config.mcp.url_policy.allow_loopback = true;
     config.engine.default_model = Some("mock-model".into());
@@ -60,6 +86,7 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Gateway {
         url,
         mock_url: mock_root,
         mock_stats,
+        mock: mock.control,
         shutdown: Some(shutdown),
         served: Some(served),
     }

@@ -15,6 +15,7 @@
 
 mod harness;
 
+mod backends;
 mod codex_tools;
 mod context;
 mod conversations;
@@ -27,6 +28,7 @@ mod jwt;
 mod mcp;
 mod operations;
 mod property;
+mod resilience;
 mod secrets;
 mod security;
 mod socket;

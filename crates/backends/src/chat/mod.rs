@@ -5,257 +5,95 @@ mod request;
 mod response;
 mod stream;
 
-use std::time::Duration;
+use std::collections::HashMap;
 
 use antwort_api::Model;
 use antwort_engine::{Backend, BackendError, ModelRequest, ModelStream};
 use async_trait::async_trait;
 use futures::StreamExt;
 
+use crate::http::Upstream;
+pub use crate::http::normalize_base_url;
+use crate::options::ModelOptions;
 pub use request::chat_request;
-pub use stream::{ChunkTranslator, MAX_EVENT_BYTES, Translated};
+pub use stream::{ChunkStream, ChunkTranslator, MAX_EVENT_BYTES, Translated};
 
 /// Where and how to reach a Chat Completions server.
-#[derive(Debug, Clone)]
-pub struct ChatBackendConfig {
-    /// Base URL with or without the trailing `/v1`.
-    pub base_url: String,
-    /// Sent as a bearer token when set.
-    pub api_key: Option<String>,
-    pub connect_timeout: Duration,
-    /// How long to wait for the backend's status line (streaming) or whole answer.
-    pub timeout: Duration,
-}
+pub type ChatBackendConfig = crate::http::BackendConfig;
 
 pub struct ChatBackend {
-    client: reqwest::Client,
-    /// Always ends in `/v1`, without a trailing slash.
-    base_url: String,
-    /// `{base_url}/chat/completions`, parsed once: parsing a URL (IDNA included)
-    /// on every request showed in the request path's profile.
-    completions_url: reqwest::Url,
-    /// `Bearer <key>`, built once and marked sensitive (never logged).
-    authorization: Option<reqwest::header::HeaderValue>,
-    timeout: Duration,
-    /// The base URL as logs show it: without credentials or query.
-    address: String,
+    upstream: Upstream,
+    model_options: HashMap<String, ModelOptions>,
+    default_model_options: ModelOptions,
 }
 
 impl ChatBackend {
     pub fn new(config: ChatBackendConfig) -> Result<Self, BackendError> {
-        let client = antwort_egress::client_builder(config.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build()
-            .map_err(|e| BackendError::unavailable(format!("cannot build HTTP client: {e}")))?;
-        let base_url = normalize_base_url(&config.base_url);
-        let completions_url = reqwest::Url::parse(&format!("{base_url}/chat/completions"))
-            .map_err(|e| BackendError::unavailable(format!("invalid backend URL: {e}")))?;
-        let address = antwort_egress::display_url(&completions_url);
-        let authorization = match config.api_key {
-            Some(key) => {
-                let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))
-                    .map_err(|_| {
-                        BackendError::unavailable("the backend API key is not a valid header value")
-                    })?;
-                value.set_sensitive(true);
-                Some(value)
-            }
-            None => None,
-        };
+        let upstream = Upstream::new(
+            &config.base_url,
+            config.api_key.as_deref(),
+            config.connect_timeout,
+            config.timeout,
+            "/chat/completions",
+        )?;
         Ok(Self {
-            client,
-            base_url,
-            completions_url,
-            authorization,
-            timeout: config.timeout,
-            address,
+            upstream,
+            model_options: config.model_options,
+            default_model_options: config.default_model_options,
         })
     }
 
     fn post_completions(&self) -> reqwest::RequestBuilder {
-        self.authorized(self.client.post(self.completions_url.clone()))
+        self.upstream.post_endpoint()
     }
-
-    fn get(&self, path: &str) -> reqwest::RequestBuilder {
-        self.authorized(self.client.get(format!("{}{path}", self.base_url)))
-    }
-
-    fn authorized(&self, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.authorization {
-            Some(value) => builder.header(reqwest::header::AUTHORIZATION, value.clone()),
-            None => builder,
-        }
-    }
-
-    /// Sends and waits for the status line, mapping every failure to a
-    /// BackendError. One deadline covers connecting, the status line and, for an
-    /// error status, its body: a backend that answers 500 and then stalls holds
-    /// nobody past it.
-    async fn send(
-        &self,
-        builder: reqwest::RequestBuilder,
-        deadline: tokio::time::Instant,
-    ) -> Result<reqwest::Response, BackendError> {
-        let response = match tokio::time::timeout_at(deadline, builder.send()).await {
-            Ok(sent) => sent.map_err(|e| self.transport_error(&e))?,
-            Err(_) => {
-                tracing::warn!(backend = %self.address, timeout = ?self.timeout, "the backend did not answer in time");
-                return Err(BackendError::timeout(format!(
-                    "no answer within {:?}",
-                    self.timeout
-                )));
-            }
-        };
-        if response.status().is_success() {
-            return Ok(response);
-        }
-        Err(status_error(response, deadline).await)
-    }
-
-    /// The end of the time an answer may take, from now.
-    fn deadline(&self) -> tokio::time::Instant {
-        antwort_engine::clock::now() + self.timeout
-    }
-
-    /// A transport failure, for the client without the backend's address
-    /// (internal, and possibly with credentials), which goes to the log.
-    fn transport_error(&self, error: &reqwest::Error) -> BackendError {
-        let cause = root_cause(error);
-        tracing::warn!(backend = %self.address, error = %cause, "backend request failed");
-        if error.is_timeout() {
-            BackendError::timeout(cause)
-        } else if error.is_connect() {
-            BackendError::unavailable(format!("cannot connect: {cause}"))
-        } else {
-            BackendError::protocol(cause)
-        }
-    }
-}
-
-/// Accepts `http://host:8000`, `http://host:8000/` and `http://host:8000/v1`.
-pub fn normalize_base_url(url: &str) -> String {
-    let trimmed = url.trim().trim_end_matches('/');
-    if trimmed.ends_with("/v1") {
-        trimmed.to_owned()
-    } else {
-        format!("{trimmed}/v1")
-    }
-}
-
-/// reqwest's top-level message is generic ("error sending request"): the cause is
-/// what an operator needs (connection refused, DNS failure, ...).
-fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = error;
-    while let Some(source) = cause.source() {
-        cause = source;
-    }
-    cause.to_string()
-}
-
-/// How long an error body may take to arrive: a backend that sends an error
-/// status and then stalls must not hold the client.
-const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The backend's error status, with the message of its body when that body
-/// arrives in time (by `deadline`, and within [`ERROR_BODY_TIMEOUT`]).
-async fn status_error(response: reqwest::Response, deadline: tokio::time::Instant) -> BackendError {
-    let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_retry_after);
-    let until = deadline.min(antwort_engine::clock::now() + ERROR_BODY_TIMEOUT);
-    let body = tokio::time::timeout_at(until, response.text())
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_else(|| "(its error body did not arrive)".to_owned());
-    BackendError::status(status, error_message(&body), retry_after)
-}
-
-/// `Retry-After` as delta-seconds (`120`) or an HTTP date, as a duration from now.
-fn parse_retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(
-        at.duration_since(antwort_engine::clock::system_now())
-            .unwrap_or(Duration::ZERO),
-    )
-}
-
-/// The human part of an error body, whatever shape the server chose.
-fn error_message(body: &str) -> String {
-    if let Ok(value) = serde_json::from_str::<serde_json::Value>(body) {
-        let candidates = [
-            value.pointer("/error/message"),
-            value.get("error"),
-            value.get("message"),
-            value.get("detail"),
-        ];
-        for candidate in candidates.into_iter().flatten() {
-            if let Some(text) = candidate.as_str() {
-                return text.to_owned();
-            }
-        }
-    }
-    let mut text: String = body.chars().take(500).collect();
-    if text.is_empty() {
-        text.push_str("(empty body)");
-    }
-    text
 }
 
 #[async_trait]
 impl Backend for ChatBackend {
     async fn generate(&self, request: &ModelRequest) -> Result<ModelStream, BackendError> {
-        let body = chat_request(request);
-        let deadline = self.deadline();
+        let options = ModelOptions::for_model(
+            &self.model_options,
+            self.default_model_options,
+            &request.model,
+        );
+        let body = chat_request(request, options);
+        let deadline = self.upstream.deadline();
         let response = self
+            .upstream
             .send(self.post_completions().json(&body), deadline)
             .await?;
         if !request.stream {
             // The same one deadline as the status line, to the body's last byte.
-            let bytes = tokio::time::timeout_at(deadline, response.bytes())
-                .await
-                .map_err(|_| BackendError::timeout("the completion body did not arrive in time"))?
-                .map_err(|e| self.transport_error(&e))?;
+            let bytes = self
+                .upstream
+                .body(response, deadline, "completion body")
+                .await?;
             let completion: response::ChatCompletion = serde_json::from_slice(&bytes)
                 .map_err(|e| BackendError::protocol(format!("invalid completion JSON: {e}")))?;
             let events = response::completion_events(completion);
             return Ok(futures::stream::iter(events.into_iter().map(Ok)).boxed());
         }
-        Ok(Box::pin(stream::ChunkStream::new(response, self.timeout)))
+        let translator = ChunkTranslator::default();
+        Ok(Box::pin(ChunkStream::new(
+            response,
+            self.upstream.timeout,
+            translator,
+        )))
     }
 
     async fn list_models(&self) -> Result<Vec<Model>, BackendError> {
-        #[derive(serde::Deserialize)]
-        struct List {
-            #[serde(default)]
-            data: Vec<Model>,
-        }
-        let deadline = self.deadline();
-        let response = self.send(self.get("/models"), deadline).await?;
-        let list: List = tokio::time::timeout_at(deadline, response.json())
-            .await
-            .map_err(|_| BackendError::timeout("the model list did not arrive in time"))?
-            .map_err(|e| BackendError::protocol(format!("invalid model list: {e}")))?;
-        Ok(list.data)
+        self.upstream.list_models().await
     }
 
     async fn check_ready(&self) -> Result<(), BackendError> {
-        self.send(self.get("/models"), self.deadline())
-            .await
-            .map(|_| ())
+        self.upstream.check_ready().await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn completions_go_to_the_parsed_url_with_the_key() {
@@ -264,6 +102,8 @@ mod tests {
             api_key: Some("k3y".into()),
             connect_timeout: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
+            model_options: HashMap::new(),
+            default_model_options: ModelOptions::default(),
         })
         .unwrap();
         let request = backend.post_completions().build().unwrap();
@@ -271,34 +111,5 @@ mod tests {
         let authorization = &request.headers()[reqwest::header::AUTHORIZATION];
         assert_eq!(authorization, "Bearer k3y");
         assert!(authorization.is_sensitive());
-    }
-
-    #[test]
-    fn base_url_gets_exactly_one_v1() {
-        assert_eq!(normalize_base_url("http://h:8000"), "http://h:8000/v1");
-        assert_eq!(normalize_base_url("http://h:8000/"), "http://h:8000/v1");
-        assert_eq!(normalize_base_url("http://h:8000/v1/"), "http://h:8000/v1");
-    }
-
-    #[test]
-    fn retry_after_is_seconds_or_a_date() {
-        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO),
-            "a date in the past means now"
-        );
-        assert_eq!(parse_retry_after("soon"), None);
-    }
-
-    #[test]
-    fn error_messages_are_found_in_every_shape() {
-        assert_eq!(
-            error_message(r#"{"error":{"message":"bad model"}}"#),
-            "bad model"
-        );
-        assert_eq!(error_message(r#"{"error":"nope"}"#), "nope");
-        assert_eq!(error_message(r#"{"detail":"missing"}"#), "missing");
-        assert_eq!(error_message("plain"), "plain");
     }
 }

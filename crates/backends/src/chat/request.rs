@@ -13,6 +13,8 @@ use antwort_engine::{ModelRequest, ModelToolChoice};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::options::ModelOptions;
+
 #[derive(Debug, Serialize)]
 pub struct ChatRequest<'a> {
     pub model: &'a str,
@@ -37,6 +39,10 @@ pub struct ChatRequest<'a> {
     pub frequency_penalty: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
+    /// The same limit, for models that refuse `max_tokens` (OpenAI's o-series
+    /// and newer); only one of the two is ever sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_completion_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logprobs: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -69,8 +75,9 @@ pub enum ChatContent<'a> {
     Parts(Vec<Value>),
 }
 
-/// Builds the Chat Completions body for a model turn.
-pub fn chat_request(request: &ModelRequest) -> ChatRequest<'_> {
+/// Builds the Chat Completions body for a model turn, in the form the model
+/// accepts (`options`).
+pub fn chat_request(request: &ModelRequest, options: ModelOptions) -> ChatRequest<'_> {
     let mut messages = Vec::with_capacity(request.input.len() + 1);
     if let Some(instructions) = &request.instructions {
         messages.push(ChatMessage {
@@ -143,12 +150,20 @@ pub fn chat_request(request: &ModelRequest) -> ChatRequest<'_> {
         tools,
         tool_choice,
         response_format,
-        reasoning_effort: request.reasoning_effort.map(|e| e.as_str()),
+        reasoning_effort: request
+            .reasoning_effort
+            .filter(|_| options.reasoning_effort)
+            .map(|e| e.as_str()),
         temperature: request.temperature,
         top_p: request.top_p,
         presence_penalty: request.presence_penalty,
         frequency_penalty: request.frequency_penalty,
-        max_tokens: request.max_output_tokens,
+        max_tokens: request
+            .max_output_tokens
+            .filter(|_| !options.max_completion_tokens),
+        max_completion_tokens: request
+            .max_output_tokens
+            .filter(|_| options.max_completion_tokens),
         logprobs: request.logprobs.map(|_| true),
         top_logprobs: request.logprobs.filter(|n| *n > 0),
         user: request.user.as_deref(),
@@ -309,6 +324,10 @@ mod tests {
     use antwort_engine::prepare::plan;
 
     fn body_for(request: &str) -> Value {
+        body_with(request, ModelOptions::default())
+    }
+
+    fn body_with(request: &str, options: ModelOptions) -> Value {
         let request = CreateResponseRequest::from_json(request.as_bytes()).unwrap();
         let plan = plan(
             request,
@@ -319,7 +338,7 @@ mod tests {
             &antwort_engine::Scope::default(),
         )
         .unwrap();
-        serde_json::to_value(chat_request(&plan.model_request)).unwrap()
+        serde_json::to_value(chat_request(&plan.model_request, options)).unwrap()
     }
 
     #[test]
@@ -406,5 +425,35 @@ mod tests {
         assert_eq!(body["logprobs"], true);
         assert_eq!(body["top_logprobs"], 3);
         assert_eq!(body["stream_options"], json!({"include_usage": true}));
+    }
+
+    #[test]
+    fn the_model_options_decide_the_limit_name_and_the_effort() {
+        let request = r#"{"input":"hi","max_output_tokens":64,"reasoning":{"effort":"high"}}"#;
+        let default = body_for(request);
+        assert_eq!(default["max_tokens"], 64);
+        assert!(default.get("max_completion_tokens").is_none());
+        assert_eq!(default["reasoning_effort"], "high");
+        let o_series = body_with(
+            request,
+            ModelOptions {
+                max_completion_tokens: true,
+                reasoning_effort: true,
+            },
+        );
+        assert_eq!(o_series["max_completion_tokens"], 64);
+        assert!(o_series.get("max_tokens").is_none(), "{o_series}");
+        let no_reasoning = body_with(
+            request,
+            ModelOptions {
+                max_completion_tokens: false,
+                reasoning_effort: false,
+            },
+        );
+        assert!(
+            no_reasoning.get("reasoning_effort").is_none(),
+            "{no_reasoning}"
+        );
+        assert_eq!(no_reasoning["max_tokens"], 64);
     }
 }

@@ -1,6 +1,7 @@
 //! Liveness and readiness: `/healthz` answers while the process serves; `/readyz`
-//! only when the store and the backend answer too (within two seconds each), so that a load balancer stops sending traffic
-//! to a replica whose backend is gone.
+//! only when the store and at least one backend answer too (within two seconds
+//! each), so that a load balancer stops sending traffic to a replica that can
+//! serve nothing. Each backend's answer and circuit breaker state are listed.
 
 use std::time::Duration;
 
@@ -22,16 +23,30 @@ const READINESS_WITHIN: Duration = Duration::from_secs(2);
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let readiness = state.engine.readiness(READINESS_WITHIN).await;
     let word = |up: bool| if up { "ok" } else { "unavailable" };
-    let checks = json!({"store": word(readiness.store), "backend": word(readiness.backends)});
-    if readiness.ready() {
-        (
-            StatusCode::OK,
-            axum::Json(json!({"status": "ready", "checks": checks})),
-        )
+    let backends: serde_json::Map<String, serde_json::Value> = readiness
+        .backends
+        .iter()
+        .map(|backend| {
+            let mut check = json!({"status": word(backend.ready)});
+            if let Some(circuit) = backend.circuit {
+                check["circuit"] = json!(circuit.as_str());
+            }
+            (backend.name.to_string(), check)
+        })
+        .collect();
+    let any_backend = readiness.backends.iter().any(|backend| backend.ready);
+    let checks = json!({
+        "store": word(readiness.store),
+        "backend": word(any_backend),
+        "backends": backends,
+    });
+    let (status, word) = if readiness.ready() {
+        (StatusCode::OK, "ready")
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"status": "unavailable", "checks": checks})),
-        )
-    }
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    };
+    (
+        status,
+        axum::Json(json!({"status": word, "checks": checks})),
+    )
 }
