@@ -5,6 +5,7 @@ mod backends;
 pub mod config;
 mod secret;
 pub mod security;
+mod tokenizer;
 
 use std::sync::Arc;
 

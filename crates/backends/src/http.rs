@@ -22,6 +22,8 @@ pub struct BackendConfig {
     pub model_options: std::collections::HashMap<String, crate::options::ModelOptions>,
     /// The options of every model `model_options` does not name.
     pub default_model_options: crate::options::ModelOptions,
+    /// Count prompt tokens with the server's `POST /tokenize` (vLLM's).
+    pub tokenize: bool,
 }
 
 /// How long an error body may take to arrive: a backend that sends an error
@@ -91,6 +93,19 @@ impl Upstream {
         self.authorized(self.client.get(format!("{}{path}", self.base_url)))
     }
 
+    /// A POST to `url` (one of this server's, parsed once), with the key.
+    pub(crate) fn post(&self, url: reqwest::Url) -> reqwest::RequestBuilder {
+        self.authorized(self.client.post(url))
+    }
+
+    /// `path` at the server's root, outside `/v1` (where vLLM serves
+    /// `/tokenize`).
+    pub(crate) fn root_url(&self, path: &str) -> Result<reqwest::Url, BackendError> {
+        let root = self.base_url.strip_suffix("/v1").unwrap_or(&self.base_url);
+        reqwest::Url::parse(&format!("{root}{path}"))
+            .map_err(|e| BackendError::unavailable(format!("invalid backend URL: {e}")))
+    }
+
     fn authorized(&self, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.authorization {
             Some(value) => builder.header(reqwest::header::AUTHORIZATION, value.clone()),
@@ -112,13 +127,23 @@ impl Upstream {
         builder: reqwest::RequestBuilder,
         deadline: tokio::time::Instant,
     ) -> Result<reqwest::Response, BackendError> {
+        self.send_within(builder, deadline, self.timeout).await
+    }
+
+    /// [`Upstream::send`], for a deadline `within` from now that is not the
+    /// backend's timeout (a token count is given less).
+    pub(crate) async fn send_within(
+        &self,
+        builder: reqwest::RequestBuilder,
+        deadline: tokio::time::Instant,
+        within: Duration,
+    ) -> Result<reqwest::Response, BackendError> {
         let response = match tokio::time::timeout_at(deadline, builder.send()).await {
             Ok(sent) => sent.map_err(|e| self.transport_error(&e))?,
             Err(_) => {
-                tracing::warn!(backend = %self.address, timeout = ?self.timeout, "the backend did not answer in time");
+                tracing::warn!(backend = %self.address, timeout = ?within, "the backend did not answer in time");
                 return Err(BackendError::timeout(format!(
-                    "no answer within {:?}",
-                    self.timeout
+                    "no answer within {within:?}"
                 )));
             }
         };

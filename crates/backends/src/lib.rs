@@ -3,8 +3,10 @@
 //! server behind the Responses API, and the native Responses passthrough
 //! ([`ResponsesBackend`]) for servers that speak the Responses API themselves,
 //! used statelessly. Both share the HTTP plumbing (one deadline per request,
-//! classified errors, `Retry-After`), the SSE reading with bounded silences, and
-//! per-model options ([`ModelOptions`]) for what models accept differently.
+//! classified errors, `Retry-After`), the SSE reading with bounded silences,
+//! per-model options ([`ModelOptions`]) for what models accept differently,
+//! and, where configured, the server's own token counts (vLLM's
+//! `POST /tokenize`, `BackendConfig::tokenize`).
 
 pub mod chat;
 mod http;
@@ -12,6 +14,7 @@ mod options;
 pub mod resilience;
 pub mod responses;
 mod stream;
+mod tokenize;
 
 pub use chat::{ChatBackend, ChatBackendConfig};
 pub use http::BackendConfig;

@@ -20,15 +20,16 @@ use futures::StreamExt;
 use crate::assembler::{Assembler, Conclusion};
 use crate::catalog::{Catalog, Routes};
 use crate::clock::unix_now;
+use crate::counting::Counting;
 use crate::error::backend_error;
 use crate::model::{Backend, FinishReason, ModelRequest, ModelStream, ModelToolChoice};
 use crate::replay::model_view;
 use crate::stream::{EventSink, Persist};
+use crate::tokens::Tokenizer;
 use crate::tool::{ApprovedCall, Route, ServerCall, ServerTool, ToolType};
-use crate::truncation;
 
 /// Bounds of one response's loop.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// Server-side calls allowed in the response (`max_tool_calls`).
     pub max_tool_calls: Option<u32>,
@@ -38,6 +39,8 @@ pub struct Limits {
     pub concurrency: usize,
     /// The model's context window, in tokens: every turn is fitted into it.
     pub context_window: u64,
+    /// The model's own tokenizer, when one is configured.
+    pub tokenizer: Option<Tokenizer>,
 }
 
 /// The server-side tools of a response: still to prepare (before the first
@@ -205,7 +208,7 @@ impl Run {
                 None => {
                     // The input grew by tool results (or tools were listed) since
                     // the request was fitted: fit it again.
-                    self.fit()?;
+                    self.fit().await?;
                     match self.backend.generate(&self.request).await {
                         Ok(upstream) => upstream,
                         Err(error) => return Err(backend_error(error)),
@@ -270,21 +273,21 @@ impl Run {
     }
 
     /// Fits the next turn into the context window, as the response's
-    /// `truncation` says: drop the oldest turns, or fail.
-    fn fit(&mut self) -> Result<(), ApiError> {
-        let request = &mut self.request;
+    /// `truncation` says: drop the oldest turns, or fail. Counted as the
+    /// first turn was (see `counting`).
+    async fn fit(&mut self) -> Result<(), ApiError> {
         let limit = self
             .limits
             .context_window
-            .saturating_sub(u64::from(request.max_output_tokens.unwrap_or(0)));
+            .saturating_sub(u64::from(self.request.max_output_tokens.unwrap_or(0)));
         let mode = self.assembler.response().truncation;
-        truncation::fit_turn(
-            &mut request.input,
-            request.instructions.as_deref(),
-            &request.tools,
-            limit,
-            mode,
-        )
+        let tokenizer = self.limits.tokenizer.as_ref();
+        let counting = Counting {
+            tokenizer,
+            // The endpoint is asked only without a local tokenizer.
+            backend: tokenizer.is_none().then_some(&self.backend as &dyn Backend),
+        };
+        counting.fit(&mut self.request, limit, mode).await
     }
 
     /// How many more server-side calls `max_tool_calls` allows.

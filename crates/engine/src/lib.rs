@@ -14,6 +14,7 @@ pub mod clock;
 pub mod compaction;
 mod context;
 pub mod conversations;
+mod counting;
 pub mod error;
 pub mod events;
 pub mod ids;
@@ -53,6 +54,7 @@ pub use store::{
     StoreHealth, StoredKey, Stores,
 };
 pub use stream::ResponseStream;
+pub use tokens::{TokenCounter, Tokenizer};
 pub use tool::{ServerTool, ToolType};
 
 /// Told a response's usage once it concludes (the caller's rate limits).
@@ -344,20 +346,11 @@ impl Engine {
             agent::Tools::Ready(ready)
         };
         let context = options.keep_context.then(|| input.clone());
-        let mut input = replay::model_view(input, &self.tool_types);
+        plan.model_request.input = replay::model_view(input, &self.tool_types);
         if fit {
-            let request = &plan.model_request;
-            let window = self.context_window(&request.model);
-            let limit = window.saturating_sub(u64::from(request.max_output_tokens.unwrap_or(0)));
-            truncation::fit_turn(
-                &mut input,
-                request.instructions.as_deref(),
-                &request.tools,
-                limit,
-                plan.response.truncation,
-            )?;
+            self.fit_to_window(&mut plan.model_request, plan.response.truncation)
+                .await?;
         }
-        plan.model_request.input = input;
         Ok(Turn {
             plan,
             own_input,
@@ -366,20 +359,6 @@ impl Engine {
             routes,
             context,
         })
-    }
-
-    /// `POST /v1/responses/input_tokens`: what the input of this request would take.
-    pub async fn count_input_tokens(
-        &self,
-        scope: &Scope,
-        request: CreateResponseRequest,
-    ) -> Result<u64, ApiError> {
-        let turn = self
-            .prepare_turn(scope, request, false, &CreateOptions::default())
-            .await?;
-        let request = &turn.plan.model_request;
-        let items: u64 = request.input.iter().map(tokens::count_item).sum();
-        Ok(items + tokens::count_fixed(request.instructions.as_deref(), &request.tools))
     }
 
     /// Validates the request and starts generation, for a client that said
@@ -501,6 +480,7 @@ impl Engine {
             max_turns: self.config.max_turns,
             concurrency: self.config.tool_concurrency,
             context_window: self.context_window(&plan.model_request.model),
+            tokenizer: self.backends.tokenizer(&plan.model_request.model),
         };
         let mut run = Box::new(agent::Run {
             assembler: Assembler::new(plan.response, plan.logprobs, reasoning_names)

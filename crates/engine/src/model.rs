@@ -61,6 +61,39 @@ pub struct ModelRequest {
     pub hosted_tools: Vec<Tool>,
 }
 
+#[cfg(test)]
+impl ModelRequest {
+    /// A turn of `model` with nothing in it, for tests to fill.
+    pub(crate) fn empty(model: &str) -> Self {
+        Self {
+            model: model.to_owned(),
+            instructions: None,
+            input: Vec::new(),
+            tools: Vec::new(),
+            tool_choice: ModelToolChoice::Default,
+            parallel_tool_calls: None,
+            text_format: TextFormat::Text,
+            verbosity: None,
+            reasoning_effort: None,
+            temperature: None,
+            top_p: None,
+            presence_penalty: None,
+            frequency_penalty: None,
+            max_output_tokens: None,
+            logprobs: None,
+            user: None,
+            stream: false,
+            include: Vec::new(),
+            reasoning_summary: None,
+            prompt_cache_key: None,
+            service_tier: None,
+            safety_identifier: None,
+            metadata: BTreeMap::new(),
+            hosted_tools: Vec::new(),
+        }
+    }
+}
+
 /// Tool choice in the terms every backend understands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelToolChoice {
@@ -139,6 +172,13 @@ pub trait Backend: Send + Sync {
 
     /// The state of the circuit breaker in front of the backend, when one is.
     fn circuit(&self) -> Option<CircuitState> {
+        None
+    }
+
+    /// The tokens `request`'s prompt takes, as the backend's own tokenizer
+    /// counts them (vLLM's `POST /tokenize`, chat template included); `None`
+    /// when the backend has no such endpoint or is not configured to use it.
+    async fn count_tokens(&self, _request: &ModelRequest) -> Option<Result<u64, BackendError>> {
         None
     }
 }

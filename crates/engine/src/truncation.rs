@@ -6,32 +6,23 @@
 //! output without its call (backends reject both).
 //! `"disabled"` (the default) refuses a turn that does not fit, with
 //! `context_length_exceeded`, instead of letting the backend fail obscurely.
+//! Items are counted by a [`Counter`]; which one, and whether the backend's
+//! tokenizer endpoint has the last word, is `counting`'s choice.
 
-use antwort_api::{ApiError, ErrorCode, Item, Role, Truncation};
+use antwort_api::{ApiError, ErrorCode, FunctionTool, Item, Role, Truncation};
 
-use antwort_api::FunctionTool;
+use crate::tokens::Counter;
 
-use crate::tokens::{Counter, count_fixed, count_item};
-
-/// Fits a turn (its items, instructions and tools) into `limit` tokens. The
-/// tokenizer runs only when the byte bound does not already fit, which spares
-/// the common request from tokenizing its whole history.
-pub fn fit_turn(
-    items: &mut Vec<Item>,
+/// Whether the byte bound alone shows that the turn fits in `limit` tokens:
+/// then nothing needs tokenizing, which spares the common request from
+/// tokenizing its whole history.
+pub fn bound_fits(
+    items: &[Item],
     instructions: Option<&str>,
     tools: &[FunctionTool],
     limit: u64,
-    mode: Truncation,
-) -> Result<(), ApiError> {
-    let bound = Counter::Bound.fixed(instructions, tools)
-        + items
-            .iter()
-            .map(|item| Counter::Bound.item(item))
-            .sum::<u64>();
-    if bound <= limit {
-        return Ok(());
-    }
-    fit(items, count_fixed(instructions, tools), limit, mode)
+) -> bool {
+    Counter::Bound.turn(items, instructions, tools) <= limit
 }
 
 fn is_user(item: &Item) -> bool {
@@ -49,38 +40,57 @@ pub fn fit(
     fixed: u64,
     limit: u64,
     mode: Truncation,
+    counter: Counter<'_>,
 ) -> Result<(), ApiError> {
-    let mut total = fixed + items.iter().map(count_item).sum::<u64>();
+    let mut total = fixed + items.iter().map(|item| counter.item(item)).sum::<u64>();
     if total <= limit {
         return Ok(());
     }
     if mode == Truncation::Auto {
-        while total > limit {
-            let Some(start) = items.iter().position(|item| !is_instruction(item)) else {
-                break;
-            };
-            if start + 1 >= items.len() {
-                break;
-            }
-            // A turn runs to the next user message: the question, its answer, and
-            // any calls and outputs between them go together.
-            let end = items[start + 1..]
-                .iter()
-                .position(is_user)
-                .map_or(items.len(), |offset| start + 1 + offset);
-            // The newest turn is never dropped whole; at most its oldest items go.
-            let end = if end >= items.len() { start + 1 } else { end };
-            total -= items
-                .drain(start..end)
-                .map(|item| count_item(&item))
-                .sum::<u64>();
-            total -= drop_orphans(items);
-        }
+        total = drop_oldest(items, total, limit, counter);
         if total <= limit {
             return Ok(());
         }
     }
-    Err(ApiError::new(
+    Err(exceeded(total, limit, mode))
+}
+
+/// Drops the oldest turns until the items' `total` (as `counter` counts)
+/// is within `limit` or only the newest turn's last item is left besides
+/// instructions; returns the total then.
+pub(crate) fn drop_oldest(
+    items: &mut Vec<Item>,
+    mut total: u64,
+    limit: u64,
+    counter: Counter<'_>,
+) -> u64 {
+    while total > limit {
+        let Some(start) = items.iter().position(|item| !is_instruction(item)) else {
+            break;
+        };
+        if start + 1 >= items.len() {
+            break;
+        }
+        // A turn runs to the next user message: the question, its answer, and
+        // any calls and outputs between them go together.
+        let end = items[start + 1..]
+            .iter()
+            .position(is_user)
+            .map_or(items.len(), |offset| start + 1 + offset);
+        // The newest turn is never dropped whole; at most its oldest items go.
+        let end = if end >= items.len() { start + 1 } else { end };
+        let dropped: u64 = items
+            .drain(start..end)
+            .map(|item| counter.item(&item))
+            .sum();
+        total = total.saturating_sub(dropped + drop_orphans(items, counter));
+    }
+    total
+}
+
+/// The refusal of a turn that takes `total` tokens where `limit` are left.
+pub(crate) fn exceeded(total: u64, limit: u64, mode: Truncation) -> ApiError {
+    ApiError::new(
         ErrorCode::ContextLengthExceeded,
         format!(
             "The input takes about {total} tokens, more than the {limit} this model's context window leaves for it{}",
@@ -91,13 +101,13 @@ pub fn fit(
             }
         ),
     )
-    .with_param("input"))
+    .with_param("input")
 }
 
 /// Removes function_call_outputs whose call was dropped; returns the tokens removed.
 /// Items go from the front, so a call never loses its output first: only outputs
 /// can be orphaned.
-fn drop_orphans(items: &mut Vec<Item>) -> u64 {
+fn drop_orphans(items: &mut Vec<Item>, counter: Counter<'_>) -> u64 {
     let calls: Vec<String> = items
         .iter()
         .filter_map(|item| match item {
@@ -110,7 +120,7 @@ fn drop_orphans(items: &mut Vec<Item>) -> u64 {
         let orphan =
             matches!(item, Item::FunctionCallOutput(output) if !calls.contains(&output.call_id));
         if orphan {
-            removed += count_item(item);
+            removed += counter.item(item);
         }
         !orphan
     });
@@ -152,6 +162,10 @@ mod tests {
         })
     }
 
+    fn o200k() -> Counter<'static> {
+        Counter::tokens(None)
+    }
+
     fn long(role: Role) -> Item {
         message(role, &"word ".repeat(100))
     }
@@ -159,14 +173,14 @@ mod tests {
     #[test]
     fn a_turn_that_fits_is_untouched() {
         let mut items = vec![message(Role::User, "hi")];
-        fit(&mut items, 0, 1000, Truncation::Disabled).unwrap();
+        fit(&mut items, 0, 1000, Truncation::Disabled, o200k()).unwrap();
         assert_eq!(items.len(), 1);
     }
 
     #[test]
     fn disabled_refuses_with_context_length_exceeded() {
         let mut items = vec![long(Role::User), long(Role::User)];
-        let error = fit(&mut items, 0, 150, Truncation::Disabled).unwrap_err();
+        let error = fit(&mut items, 0, 150, Truncation::Disabled, o200k()).unwrap_err();
         assert_eq!(error.code, ErrorCode::ContextLengthExceeded);
         assert_eq!(items.len(), 2);
     }
@@ -179,7 +193,7 @@ mod tests {
             long(Role::Assistant),
             message(Role::User, "newest"),
         ];
-        fit(&mut items, 0, 120, Truncation::Auto).unwrap();
+        fit(&mut items, 0, 120, Truncation::Auto, o200k()).unwrap();
         assert_eq!(
             items,
             vec![
@@ -197,14 +211,14 @@ mod tests {
             output("c1"),
             message(Role::User, "newest"),
         ];
-        fit(&mut items, 0, 60, Truncation::Auto).unwrap();
+        fit(&mut items, 0, 60, Truncation::Auto, o200k()).unwrap();
         assert_eq!(items, vec![message(Role::User, "newest")]);
     }
 
     #[test]
     fn auto_fails_when_even_the_newest_item_does_not_fit() {
         let mut items = vec![long(Role::User)];
-        let error = fit(&mut items, 0, 10, Truncation::Auto).unwrap_err();
+        let error = fit(&mut items, 0, 10, Truncation::Auto, o200k()).unwrap_err();
         assert_eq!(error.code, ErrorCode::ContextLengthExceeded);
     }
 }

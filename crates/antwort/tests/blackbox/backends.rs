@@ -215,3 +215,39 @@ async fn a_model_served_twice_falls_back_to_the_second_before_the_first_byte() {
     assert_eq!(refused.status, 400, "{}", refused.body);
     assert_eq!(b.stats.requests.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn per_model_settings_shape_what_each_model_is_sent() {
+    let (a, b) = (mock().await, mock().await);
+    let gateway = gateway_over(
+        r#"
+  - name: openai-like
+    url: "{a}"
+    reasoning_effort: false
+    models:
+      - id: o-model
+        max_completion_tokens: true
+        reasoning_effort: true
+      - plain-model
+"#,
+        &a,
+        &b,
+    )
+    .await;
+    let ask = |model: &str| {
+        json!({"model": model, "input": "[[reply:ok]]", "max_output_tokens": 64,
+            "reasoning": {"effort": "low"}})
+    };
+    gateway.create(ask("o-model")).await;
+    let sent = a.stats.last_request().unwrap();
+    assert_eq!(sent["max_completion_tokens"], 64);
+    assert!(sent.get("max_tokens").is_none(), "{sent}");
+    assert_eq!(sent["reasoning_effort"], "low");
+    gateway.create(ask("plain-model")).await;
+    let sent = a.stats.last_request().unwrap();
+    assert_eq!(sent["max_tokens"], 64);
+    assert!(
+        sent.get("reasoning_effort").is_none(),
+        "the backend's default: not sent: {sent}"
+    );
+}

@@ -34,6 +34,7 @@ mod security;
 mod socket;
 mod storage;
 mod streaming;
+mod token_counts;
 mod translation;
 mod websocket;
 mod websocket_limits;

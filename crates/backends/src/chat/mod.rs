@@ -15,7 +15,8 @@ use futures::StreamExt;
 use crate::http::Upstream;
 pub use crate::http::normalize_base_url;
 use crate::options::ModelOptions;
-pub use request::chat_request;
+use crate::tokenize::Tokenize;
+pub use request::{ChatMessage, chat_request};
 pub use stream::{ChunkStream, ChunkTranslator, MAX_EVENT_BYTES, Translated};
 
 /// Where and how to reach a Chat Completions server.
@@ -25,6 +26,8 @@ pub struct ChatBackend {
     upstream: Upstream,
     model_options: HashMap<String, ModelOptions>,
     default_model_options: ModelOptions,
+    /// The server's `POST /tokenize`, when configured (`tokenize: true`).
+    tokenize: Option<Tokenize>,
 }
 
 impl ChatBackend {
@@ -36,10 +39,15 @@ impl ChatBackend {
             config.timeout,
             "/chat/completions",
         )?;
+        let tokenize = config
+            .tokenize
+            .then(|| Tokenize::new(&upstream))
+            .transpose()?;
         Ok(Self {
             upstream,
             model_options: config.model_options,
             default_model_options: config.default_model_options,
+            tokenize,
         })
     }
 
@@ -88,6 +96,11 @@ impl Backend for ChatBackend {
     async fn check_ready(&self) -> Result<(), BackendError> {
         self.upstream.check_ready().await
     }
+
+    async fn count_tokens(&self, request: &ModelRequest) -> Option<Result<u64, BackendError>> {
+        let tokenize = self.tokenize.as_ref()?;
+        Some(tokenize.count(&self.upstream, request).await)
+    }
 }
 
 #[cfg(test)]
@@ -104,6 +117,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             model_options: HashMap::new(),
             default_model_options: ModelOptions::default(),
+            tokenize: false,
         })
         .unwrap();
         let request = backend.post_completions().build().unwrap();

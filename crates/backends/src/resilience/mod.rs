@@ -203,6 +203,18 @@ impl Backend for Resilient {
     fn circuit(&self) -> Option<CircuitState> {
         (self.settings.enabled && self.settings.failure_threshold > 0).then(|| self.breaker.state())
     }
+
+    /// Past the retries, the cap and the breaker's count: a count is cheap
+    /// for the server and has its own short timeout, a failed one costs only
+    /// a local estimate instead, and counting is not generating, so it
+    /// neither waits for a generation's slot nor opens the circuit. While
+    /// the circuit is open the server is not asked.
+    async fn count_tokens(&self, request: &ModelRequest) -> Option<Result<u64, BackendError>> {
+        if self.circuit() == Some(CircuitState::Open) {
+            return Some(Err(BackendError::overloaded("the circuit is open", None)));
+        }
+        self.inner.count_tokens(request).await
+    }
 }
 
 /// What a guarded stream carries from event to event.

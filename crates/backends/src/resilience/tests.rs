@@ -24,6 +24,8 @@ enum Outcome {
 struct Scripted {
     outcomes: Mutex<VecDeque<Outcome>>,
     calls: AtomicUsize,
+    /// Token counts asked (each fails: the server cannot count).
+    counts: AtomicUsize,
 }
 
 impl Scripted {
@@ -31,6 +33,7 @@ impl Scripted {
         Arc::new(Self {
             outcomes: Mutex::new(outcomes.into()),
             calls: AtomicUsize::new(0),
+            counts: AtomicUsize::new(0),
         })
     }
 
@@ -72,6 +75,11 @@ impl Backend for Scripted {
 
     async fn check_ready(&self) -> Result<(), BackendError> {
         Ok(())
+    }
+
+    async fn count_tokens(&self, _: &ModelRequest) -> Option<Result<u64, BackendError>> {
+        self.counts.fetch_add(1, Ordering::SeqCst);
+        Some(Err(BackendError::unavailable("refused")))
     }
 }
 
@@ -219,6 +227,26 @@ async fn attempts_are_limited_and_failed_requests_open_the_circuit() {
         Some(CircuitState::Closed),
         "the probe answered"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn token_counts_pass_through_without_touching_the_breaker_and_not_while_it_is_open() {
+    let backend = Scripted::new(vec![Outcome::Fail(BackendError::unavailable("refused"))]);
+    let guarded = resilient(backend.clone(), |s| {
+        s.failure_threshold = 1;
+        s.max_attempts = 1;
+    });
+    for _ in 0..3 {
+        let failed = guarded.count_tokens(&request()).await.unwrap().unwrap_err();
+        assert!(matches!(failed.kind, BackendErrorKind::Unavailable(_)));
+    }
+    assert_eq!(backend.counts.load(Ordering::SeqCst), 3, "not retried");
+    assert_eq!(guarded.circuit(), Some(CircuitState::Closed));
+    assert!(guarded.generate(&request()).await.is_err());
+    assert_eq!(guarded.circuit(), Some(CircuitState::Open));
+    let refused = guarded.count_tokens(&request()).await.unwrap().unwrap_err();
+    assert!(matches!(refused.kind, BackendErrorKind::Overloaded { .. }));
+    assert_eq!(backend.counts.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test(start_paused = true)]

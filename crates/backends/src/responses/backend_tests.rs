@@ -104,6 +104,7 @@ fn backend(base_url: &str, timeout: Duration) -> ResponsesBackend {
         timeout,
         model_options: HashMap::new(),
         default_model_options: ModelOptions::default(),
+        tokenize: false,
     })
     .unwrap()
 }
@@ -251,4 +252,33 @@ async fn a_whole_response_becomes_events() {
     let sent: Value =
         serde_json::from_str(&request[request.find("\r\n\r\n").unwrap() + 4..]).unwrap();
     assert_eq!(sent["stream"], false);
+}
+
+#[tokio::test]
+async fn with_tokenize_a_count_is_asked_of_the_servers_root() {
+    let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 53\r\nconnection: close\r\n\r\n";
+    let body = r#"{"count": 17, "max_model_len": 4096, "tokens": [1,2]}"#;
+    assert_eq!(body.len(), 53);
+    let server = serve(head.into(), body.into(), Then::Close).await;
+    let mut counting = backend(&server.base_url, Duration::from_secs(5));
+    assert!(
+        counting.count_tokens(&model_request(false)).await.is_none(),
+        "not configured"
+    );
+    counting.tokenize = Some(Tokenize::new(&counting.upstream).unwrap());
+    let count = counting.count_tokens(&model_request(false)).await;
+    assert_eq!(count, Some(Ok(17)));
+    let request = server.request.await.unwrap();
+    assert!(request.starts_with("POST /tokenize HTTP/1.1"), "{request}");
+    assert!(
+        request
+            .to_ascii_lowercase()
+            .contains("authorization: bearer k3y")
+    );
+    let sent: Value =
+        serde_json::from_str(&request[request.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+    assert_eq!(
+        sent,
+        json!({"model": "gpt-x", "messages": [{"role": "user", "content": "hi"}], "add_generation_prompt": true})
+    );
 }

@@ -34,6 +34,7 @@ pub use request::{ResponsesRequest, responses_request};
 use crate::http::Upstream;
 use crate::options::ModelOptions;
 use crate::stream::EventStream;
+use crate::tokenize::Tokenize;
 
 /// Where and how to reach a Responses server.
 pub type ResponsesBackendConfig = crate::http::BackendConfig;
@@ -42,6 +43,9 @@ pub struct ResponsesBackend {
     upstream: Upstream,
     model_options: HashMap<String, ModelOptions>,
     default_model_options: ModelOptions,
+    /// The server's `POST /tokenize`, when configured (`tokenize: true`):
+    /// vLLM serves it beside its Responses API.
+    tokenize: Option<Tokenize>,
 }
 
 impl ResponsesBackend {
@@ -53,10 +57,15 @@ impl ResponsesBackend {
             config.timeout,
             "/responses",
         )?;
+        let tokenize = config
+            .tokenize
+            .then(|| Tokenize::new(&upstream))
+            .transpose()?;
         Ok(Self {
             upstream,
             model_options: config.model_options,
             default_model_options: config.default_model_options,
+            tokenize,
         })
     }
 }
@@ -97,6 +106,11 @@ impl Backend for ResponsesBackend {
 
     async fn check_ready(&self) -> Result<(), BackendError> {
         self.upstream.check_ready().await
+    }
+
+    async fn count_tokens(&self, request: &ModelRequest) -> Option<Result<u64, BackendError>> {
+        let tokenize = self.tokenize.as_ref()?;
+        Some(tokenize.count(&self.upstream, request).await)
     }
 }
 

@@ -21,6 +21,7 @@ pub use named::NamedBackend;
 pub use route::{Candidate, Route};
 
 use crate::model::{Backend, BackendError, CircuitState};
+use crate::tokens::Tokenizer;
 
 /// A model an entry serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +36,9 @@ pub struct ServedModel {
     pub context_window: Option<u64>,
     /// When the backend says it was made (Unix seconds), for the model list.
     pub created: u64,
+    /// Its own tokenizer, when one is configured: it counts the model's
+    /// tokens instead of `o200k_base`.
+    pub tokenizer: Option<Tokenizer>,
 }
 
 impl ServedModel {
@@ -46,6 +50,7 @@ impl ServedModel {
             aliases: Vec::new(),
             context_window: None,
             created: 0,
+            tokenizer: None,
         }
     }
 
@@ -326,6 +331,11 @@ impl Backends {
     pub fn context_window(&self, model: &str) -> Option<u64> {
         self.find(model)
             .and_then(|(_, served)| served.context_window)
+    }
+
+    /// The tokenizer configured for `model` (by id or alias), when one is.
+    pub fn tokenizer(&self, model: &str) -> Option<Tokenizer> {
+        self.find(model).and_then(|(_, served)| served.tokenizer)
     }
 
     /// Every model served by name, each id (and alias) once, the first entry

@@ -1,5 +1,6 @@
 //! A backend as the registry knows it: named, and stamping that name on every
-//! error it returns, those of `generate` and those inside its stream.
+//! error it returns, those of `generate` and those inside its stream (and a
+//! token count's).
 
 use std::sync::Arc;
 
@@ -54,5 +55,10 @@ impl Backend for NamedBackend {
 
     fn circuit(&self) -> Option<CircuitState> {
         self.backend.circuit()
+    }
+
+    async fn count_tokens(&self, request: &ModelRequest) -> Option<Result<u64, BackendError>> {
+        let counted = self.backend.count_tokens(request).await?;
+        Some(counted.map_err(|error| error.from_backend(&self.name)))
     }
 }

@@ -98,4 +98,17 @@ impl Backend for Route {
     async fn check_ready(&self) -> Result<(), BackendError> {
         self.primary().check_ready().await
     }
+
+    /// The primary's count, under its name for the model: the backend tried
+    /// first is the one whose window the turn must fit. (A fallback serving
+    /// the same model shares its tokenizer.)
+    async fn count_tokens(&self, request: &ModelRequest) -> Option<Result<u64, BackendError>> {
+        let primary = &self.candidates[0];
+        if *primary.upstream == *request.model {
+            return primary.backend.count_tokens(request).await;
+        }
+        let mut renamed = request.clone();
+        renamed.model = primary.upstream.to_string();
+        primary.backend.count_tokens(&renamed).await
+    }
 }

@@ -78,6 +78,17 @@ impl Backend for Fake {
             None => Ok(()),
         }
     }
+
+    async fn count_tokens(&self, request: &ModelRequest) -> Option<Result<u64, BackendError>> {
+        self.asked
+            .lock()
+            .unwrap()
+            .push(format!("count {}", request.model));
+        Some(match &self.fails_with {
+            Some(error) => Err(error.clone()),
+            None => Ok(7),
+        })
+    }
 }
 
 fn request(model: &str) -> ModelRequest {
@@ -140,6 +151,29 @@ async fn models_route_to_the_entry_that_names_them_and_errors_carry_its_name() {
         .unwrap();
     assert_eq!(error.backend, "default");
     assert!(Backends::default().route("m1").is_none());
+}
+
+#[tokio::test]
+async fn token_counts_ask_the_primary_under_its_name_and_tokenizers_are_found_by_alias() {
+    let vllm = Fake::answering();
+    let mut serving = listed("llama-8b", "meta-llama/Llama-3.1-8B-Instruct", &["llama"]);
+    let tokenizer = crate::tokens::Tokenizer::new(Arc::new(crate::tokens::O200kBase));
+    serving.listed[0].tokenizer = Some(tokenizer.clone());
+    let backends = Backends::default()
+        .with("vllm", serving, vllm.clone())
+        .with(
+            "down",
+            Models::Named(vec!["other".into()]),
+            Fake::failing(BackendError::unavailable("down")),
+        );
+    let route = backends.route("llama").unwrap();
+    assert_eq!(route.count_tokens(&request("llama")).await, Some(Ok(7)));
+    assert_eq!(vllm.asked(), ["count meta-llama/Llama-3.1-8B-Instruct"]);
+    assert_eq!(backends.tokenizer("llama"), Some(tokenizer));
+    assert_eq!(backends.tokenizer("other"), None);
+    let failed = backends.route("other").unwrap();
+    let error = failed.count_tokens(&request("other")).await.unwrap();
+    assert_eq!(error.unwrap_err().backend, "down", "named by the registry");
 }
 
 #[tokio::test]
