@@ -15,8 +15,9 @@ pub struct BackendConfig {
     /// Sent as a bearer token when set.
     pub api_key: Option<String>,
     pub connect_timeout: std::time::Duration,
-    /// How long to wait for the backend's status line (streaming) or whole
-    /// answer, and the longest silence mid-stream.
+    /// The longest any one generation may take (the finer timeouts are
+    /// `Resilient`'s): the deadline of its status line, of a whole answer
+    /// and of a silence mid-stream. Model lists get at most 10 s.
     pub timeout: std::time::Duration,
     /// The options of models this server serves, by the model name it is sent.
     pub model_options: std::collections::HashMap<String, crate::options::ModelOptions>,
@@ -188,7 +189,9 @@ impl Upstream {
             #[serde(default)]
             data: Vec<Model>,
         }
-        let deadline = self.deadline();
+        // A list is answered at once or not at all: the generation deadline
+        // (up to an hour) would hold discovery and `GET /v1/models` that long.
+        let deadline = antwort_engine::clock::now() + self.timeout.min(LIST_TIMEOUT);
         let response = self.send(self.get("/models"), deadline).await?;
         let list: List = tokio::time::timeout_at(deadline, response.json())
             .await
@@ -199,11 +202,13 @@ impl Upstream {
 
     /// Succeeds when `GET /v1/models` answers with a success status.
     pub(crate) async fn check_ready(&self) -> Result<(), BackendError> {
-        self.send(self.get("/models"), self.deadline())
-            .await
-            .map(|_| ())
+        let deadline = antwort_engine::clock::now() + self.timeout.min(LIST_TIMEOUT);
+        self.send(self.get("/models"), deadline).await.map(|_| ())
     }
 }
+
+/// How long a model list (or a readiness probe) may take.
+const LIST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Accepts `http://host:8000`, `http://host:8000/` and `http://host:8000/v1`.
 pub fn normalize_base_url(url: &str) -> String {

@@ -267,6 +267,9 @@ impl Engine {
             &self.tool_types,
             scope,
         )?;
+        // A model no backend serves is the answer before any other work (tool
+        // listings, store reads, counting against some default window).
+        self.backend_for(&plan.model_request.model).await?;
         let mut own_input = std::mem::take(&mut plan.model_request.input);
         context::resolve_references(&*self.stores.responses, scope, &mut own_input).await?;
         sealed::open_input(&self.config.reasoning_seal, &scope.tenant, &mut own_input);
@@ -597,8 +600,9 @@ impl Engine {
     }
 
     /// Checks the store and the backends at once, each within `within`. What
-    /// failed, and why, goes to the log; the answer says only which part is down,
-    /// since readiness is asked without credentials.
+    /// failed, and why, goes to the log; the answer says only which part is
+    /// down (the store, which backend by its configured name, its circuit),
+    /// never why, since readiness is asked without credentials.
     pub async fn readiness(&self, within: std::time::Duration) -> Readiness {
         let store = async {
             match tokio::time::timeout(within, self.stores.health.check_ready()).await {

@@ -168,8 +168,17 @@ impl BackendSection {
             return invalid(format!("{at}.connect_timeout must be greater than 0"));
         }
         let mut names = std::collections::BTreeSet::new();
+        let mut upstreams = std::collections::BTreeSet::new();
         for (index, model) in self.models.iter().enumerate() {
             let place = format!("{at}.models[{index}]");
+            // Options go by the backend's name for a model: one name, one entry
+            // (more public names for it are aliases).
+            if !upstreams.insert(model.upstream()) {
+                return invalid(format!(
+                    "{place}: the backend's model `{}` is listed twice; give it more names with aliases",
+                    model.upstream()
+                ));
+            }
             for name in std::iter::once(&model.id).chain(&model.aliases) {
                 if name.trim().is_empty() {
                     return invalid(format!("{place}: model ids and aliases must not be empty"));
@@ -530,6 +539,10 @@ resilience:
         assert!(
             invalid("backends: [{name: a, url: http://a, discover: false}]")
                 .contains("serves no model")
+        );
+        assert!(
+            invalid("backends: [{name: a, url: http://a, models: [{id: x, model: m}, {id: y, model: m}]}]")
+                .contains("aliases")
         );
         assert!(
             invalid("engine: {backend_url: http://x}\nresilience: {max_attempts: 0}")

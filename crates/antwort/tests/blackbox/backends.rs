@@ -112,6 +112,14 @@ async fn an_unknown_model_is_a_404_in_the_openai_shape_and_reaches_no_backend() 
     assert_eq!(answer.body["error"]["param"], "model");
     assert_eq!(answer.body["error"]["type"], "invalid_request_error");
     assert_eq!(a.stats.requests.load(Ordering::SeqCst), 0);
+    let counted = gateway
+        .post(
+            "/v1/responses/input_tokens",
+            &json!({"model": "gpt-9", "input": "hi"}),
+        )
+        .await;
+    assert_eq!(counted.status, 404, "{}", counted.body);
+    assert_eq!(counted.body["error"]["code"], "model_not_found");
     let missing = gateway.get("/v1/models/gpt-9").await;
     assert_eq!(missing.status, 404);
     assert_eq!(missing.body["error"]["code"], "model_not_found");

@@ -176,12 +176,13 @@ fn worth_retrying(error: &BackendError) -> bool {
 #[async_trait]
 impl Backend for Resilient {
     async fn generate(&self, request: &ModelRequest) -> Result<ModelStream, BackendError> {
+        let sent = antwort_engine::clock::now();
         let admission = self.breaker.admit()?;
         let slot = self.limiter.acquire().await?;
         match self.attempts(request).await {
             Ok(stream) => {
                 admission.succeeded();
-                Ok(self.guard(stream, slot, request.stream))
+                Ok(self.guard(stream, slot, request.stream, sent))
             }
             Err(error) => {
                 admission.failed(&error);
@@ -237,13 +238,15 @@ impl Resilient {
         events: ModelStream,
         slot: Option<OwnedSemaphorePermit>,
         streamed: bool,
+        sent: tokio::time::Instant,
     ) -> ModelStream {
         let state = Guarded {
             events,
             _slot: slot,
             breaker: self.breaker.clone(),
             idle: streamed.then_some(self.settings.idle_timeout),
-            deadline: antwort_engine::clock::now() + self.settings.total_timeout,
+            // From sending: retries and the wait for the first byte count too.
+            deadline: sent + self.settings.total_timeout,
             total: self.settings.total_timeout,
             ended: false,
         };

@@ -491,12 +491,11 @@ fn failed(response: Option<&WireResponse>) -> BackendError {
     let message = error
         .and_then(|e| e.message.as_deref())
         .unwrap_or("no reason given");
-    match error.and_then(|e| e.code.as_deref()) {
-        Some(code) => {
-            BackendError::interrupted(format!("the backend's response failed ({code}): {message}"))
-        }
-        None => BackendError::interrupted(format!("the backend's response failed: {message}")),
-    }
+    reported(
+        error.and_then(|e| e.code.as_deref()),
+        "the backend's response failed",
+        message,
+    )
 }
 
 /// An `error` event, in either shape.
@@ -506,13 +505,35 @@ fn error_event(event: ErrorEvent) -> BackendError {
         .message
         .or(nested.message)
         .unwrap_or_else(|| "no reason given".to_owned());
-    match event.code.or(nested.code) {
-        Some(code) => BackendError::interrupted(format!(
-            "the backend reported an error mid-stream ({code}): {message}"
-        )),
-        None => BackendError::interrupted(format!(
-            "the backend reported an error mid-stream: {message}"
-        )),
+    let code = event.code.or(nested.code);
+    reported(
+        code.as_deref(),
+        "the backend reported an error mid-stream",
+        &message,
+    )
+}
+
+/// Codes of failures another try may not meet again: the server's own fault,
+/// or a passing limit.
+const TRANSIENT_CODES: &[&str] = &[
+    "server_error",
+    "internal_error",
+    "rate_limit_exceeded",
+    "overloaded",
+    "timeout",
+];
+
+/// A failure the backend reported: without a code, or with a transient one,
+/// an interruption (retried before the first event, counted by the breaker);
+/// any other code (`invalid_prompt`, a context or content limit) is about the
+/// request, would fail again anywhere, and is the client's answer as it is.
+fn reported(code: Option<&str>, what: &str, message: &str) -> BackendError {
+    match code {
+        None => BackendError::interrupted(format!("{what}: {message}")),
+        Some(code) if TRANSIENT_CODES.contains(&code) => {
+            BackendError::interrupted(format!("{what} ({code}): {message}"))
+        }
+        Some(code) => BackendError::status(400, format!("{what} ({code}): {message}"), None),
     }
 }
 

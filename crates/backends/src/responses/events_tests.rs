@@ -550,3 +550,25 @@ fn streamed_and_whole_the_assembler_builds_the_same_output() {
         ])
     );
 }
+
+#[test]
+fn a_failure_about_the_request_is_not_taken_for_a_broken_backend() {
+    let failed = |code: &str| {
+        let mut translator = ResponsesTranslator::default();
+        let event = json!({"type": "response.failed", "response": {"status": "failed",
+            "error": {"code": code, "message": "why"}}});
+        translator
+            .translate(&event.to_string(), &mut VecDeque::new())
+            .unwrap_err()
+    };
+    let about_the_request = failed("invalid_prompt");
+    assert!(!about_the_request.is_retryable(), "{about_the_request}");
+    assert!(about_the_request.to_string().contains("invalid_prompt"));
+    assert!(failed("server_error").is_retryable());
+    let mut translator = ResponsesTranslator::default();
+    let error = json!({"type": "error", "code": "context_length_exceeded", "message": "too long"});
+    let refused = translator
+        .translate(&error.to_string(), &mut VecDeque::new())
+        .unwrap_err();
+    assert!(!refused.is_retryable());
+}

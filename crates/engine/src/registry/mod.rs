@@ -177,10 +177,9 @@ impl Entry {
     /// list it gave before is kept, since a backend that cannot answer a list
     /// now has not withdrawn its models.
     async fn refresh(&self) -> Result<(), BackendError> {
-        self.discovered
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .asked_at = Some(crate::clock::now());
+        // `asked_at` is set once the answer is in: a request that misses
+        // while the first list is still on its way asks too, rather than
+        // taking an unanswered ask for a recent one.
         let listed = match self.backend.list_models().await {
             Ok(listed) => listed,
             Err(error) => {
@@ -189,6 +188,7 @@ impl Entry {
                     .write()
                     .unwrap_or_else(PoisonError::into_inner);
                 discovered.failure = Some(error.clone());
+                discovered.asked_at = Some(crate::clock::now());
                 return Err(error);
             }
         };
@@ -215,6 +215,7 @@ impl Entry {
         }
         discovered.models = Arc::new(models);
         discovered.failure = None;
+        discovered.asked_at = Some(crate::clock::now());
         Ok(())
     }
 }
@@ -350,10 +351,9 @@ impl Backends {
                 && (!entry.asked_within(Duration::MAX)
                     || (entry.failure().is_some() && !entry.asked_within(REFRESH_ON_MISS_AFTER)))
         });
-        for entry in unasked {
-            if let Err(error) = entry.refresh().await {
-                tracing::warn!(backend = %error.backend, error = %error.kind, "cannot list the backend's models");
-            }
+        let answers = futures::future::join_all(unasked.map(Entry::refresh)).await;
+        for error in answers.into_iter().filter_map(Result::err) {
+            tracing::warn!(backend = %error.backend, error = %error.kind, "cannot list the backend's models");
         }
         let failure = self.entries.iter().find_map(Entry::failure);
         let mut models: Vec<Model> = Vec::new();
