@@ -64,7 +64,9 @@ enum Kind {
 }
 
 struct Call {
-    index: u32,
+    /// Its index among the calls passed on, given when its first piece is:
+    /// a call that never says anything takes none, so indices have no gaps.
+    index: Option<u32>,
     /// The arguments passed on so far.
     sent: String,
     /// Its call id and name were passed on.
@@ -244,15 +246,11 @@ impl ResponsesTranslator {
             KindOf::Message => Kind::Message,
             KindOf::Reasoning => Kind::Reasoning,
             KindOf::Other => Kind::Other,
-            KindOf::Call => {
-                let index = self.calls;
-                self.calls += 1;
-                Kind::Call(Call {
-                    index,
-                    sent: String::new(),
-                    named: false,
-                })
-            }
+            KindOf::Call => Kind::Call(Call {
+                index: None,
+                sent: String::new(),
+                named: false,
+            }),
         };
         self.items.push(Tracked {
             output_index: place.output_index,
@@ -335,7 +333,7 @@ impl ResponsesTranslator {
         };
         call.sent.push_str(&delta);
         out.push(ModelEvent::ToolCallDelta {
-            index: call.index,
+            index: call_index(&mut self.calls, call),
             id: None,
             name: None,
             arguments: delta,
@@ -360,7 +358,7 @@ impl ResponsesTranslator {
             Some(rest) => rest,
             None => {
                 tracing::debug!(
-                    index = call.index,
+                    index = ?call.index,
                     "the finished arguments differ from the streamed ones; the streamed ones stand"
                 );
                 ""
@@ -378,7 +376,7 @@ impl ResponsesTranslator {
             return;
         }
         out.push(ModelEvent::ToolCallDelta {
-            index: call.index,
+            index: call_index(&mut self.calls, call),
             id,
             name,
             arguments: rest.to_owned(),
@@ -496,6 +494,15 @@ fn failed(response: Option<&WireResponse>) -> BackendError {
         "the backend's response failed",
         message,
     )
+}
+
+/// The call's index, given now if it has none yet.
+fn call_index(calls: &mut u32, call: &mut Call) -> u32 {
+    *call.index.get_or_insert_with(|| {
+        let index = *calls;
+        *calls += 1;
+        index
+    })
 }
 
 /// An `error` event, in either shape.

@@ -572,3 +572,26 @@ fn a_failure_about_the_request_is_not_taken_for_a_broken_backend() {
         .unwrap_err();
     assert!(!refused.is_retryable());
 }
+
+#[test]
+fn a_call_that_says_nothing_takes_no_index() {
+    // Found by the fuzzer: a call announced without a name passes nothing on,
+    // so the next call that does is call 0, not 1.
+    let mut translator = ResponsesTranslator::default();
+    let mut out = VecDeque::new();
+    let silent = json!({"type": "response.output_item.added", "output_index": 0,
+        "item": {"type": "function_call", "id": "fc_a", "call_id": "call_a", "arguments": ""}});
+    let delta =
+        json!({"type": "response.function_call_arguments.delta", "output_index": 1, "delta": "{}"});
+    for event in [silent, delta] {
+        translator.translate(&event.to_string(), &mut out).unwrap();
+    }
+    let indices: Vec<u32> = out
+        .iter()
+        .filter_map(|event| match event {
+            ModelEvent::ToolCallDelta { index, .. } => Some(*index),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(indices, [0]);
+}
