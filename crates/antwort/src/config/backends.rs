@@ -168,14 +168,18 @@ impl BackendSection {
             return invalid(format!("{at}.connect_timeout must be greater than 0"));
         }
         let mut names = std::collections::BTreeSet::new();
-        let mut upstreams = std::collections::BTreeSet::new();
+        let mut upstreams = std::collections::BTreeMap::new();
         for (index, model) in self.models.iter().enumerate() {
             let place = format!("{at}.models[{index}]");
-            // Options go by the backend's name for a model: one name, one entry
-            // (more public names for it are aliases).
-            if !upstreams.insert(model.upstream()) {
+            // What a model is sent goes by the backend's name for it: two
+            // entries for one upstream model must not ask for different forms.
+            let sent_as = (model.max_completion_tokens, model.reasoning_effort);
+            if upstreams
+                .insert(model.upstream(), sent_as)
+                .is_some_and(|before| before != sent_as)
+            {
                 return invalid(format!(
-                    "{place}: the backend's model `{}` is listed twice; give it more names with aliases",
+                    "{place}: the backend's model `{}` is listed twice with different max_completion_tokens or reasoning_effort",
                     model.upstream()
                 ));
             }
@@ -541,8 +545,8 @@ resilience:
                 .contains("serves no model")
         );
         assert!(
-            invalid("backends: [{name: a, url: http://a, models: [{id: x, model: m}, {id: y, model: m}]}]")
-                .contains("aliases")
+            invalid("backends: [{name: a, url: http://a, models: [{id: x, model: m}, {id: y, model: m, max_completion_tokens: true}]}]")
+                .contains("listed twice")
         );
         assert!(
             invalid("engine: {backend_url: http://x}\nresilience: {max_attempts: 0}")
