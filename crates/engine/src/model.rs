@@ -61,10 +61,9 @@ pub struct ModelRequest {
     pub hosted_tools: Vec<Tool>,
 }
 
-#[cfg(test)]
 impl ModelRequest {
-    /// A turn of `model` with nothing in it, for tests to fill.
-    pub(crate) fn empty(model: &str) -> Self {
+    /// A turn of `model` with nothing in it, for tests (and fakes) to fill.
+    pub fn empty(model: &str) -> Self {
         Self {
             model: model.to_owned(),
             instructions: None,

@@ -93,30 +93,8 @@ impl Backend for Fake {
 
 fn request(model: &str) -> ModelRequest {
     ModelRequest {
-        model: model.to_owned(),
-        instructions: None,
-        input: Vec::new(),
-        tools: Vec::new(),
-        tool_choice: crate::model::ModelToolChoice::Default,
-        parallel_tool_calls: None,
-        text_format: antwort_api::TextFormat::Text,
-        verbosity: None,
-        reasoning_effort: None,
-        temperature: None,
-        top_p: None,
-        presence_penalty: None,
-        frequency_penalty: None,
-        max_output_tokens: None,
-        logprobs: None,
-        user: None,
         stream: true,
-        include: Vec::new(),
-        reasoning_summary: None,
-        prompt_cache_key: None,
-        service_tier: None,
-        safety_identifier: None,
-        metadata: Default::default(),
-        hosted_tools: Vec::new(),
+        ..ModelRequest::empty(model)
     }
 }
 
